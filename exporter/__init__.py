@@ -1,0 +1,83 @@
+"""summary-exporter: capture eval arrays as shards, render them to TensorBoard offline.
+
+>>> import exporter
+>>> with exporter.ShardWriter("eval_shards", step=1000) as w:     # doctest: +SKIP
+...     w.add(images=images, labels=labels, pred_labels=preds)
+>>> exporter.open_run("eval_shards")                              # doctest: +SKIP
+
+Importing this package loads numpy only: no TensorFlow, Keras, Pillow or
+tensorboardX (the exporting functions import those when first used).
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import (
+    ConfigError,
+    ExporterError,
+    MissingDependencyError,
+    RenderError,
+    RunNotFoundError,
+    ShardError,
+    ShardFieldError,
+    ShardFormatError,
+    ShardTooLargeError,
+    ShardVersionError,
+    WriterError,
+)
+from .schema import BOX_COORDS, BOX_FORMATS, CANONICAL_FIELDS, FORMAT_VERSION
+from .shards import Problem, Run, Shard, open_run, validate_shard
+from .writer import ShardWriter
+
+# Exporting needs Pillow and tensorboardX: loaded on first use, keeping `import exporter` light.
+_LAZY = {
+    "ExportOptions": "api",
+    "export": "api",
+    "inspect": "api",
+    "render": "api",
+    "validate": "api",
+    "RenderOptions": "render",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'exporter' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+__all__ = sorted(
+    [
+        "BOX_COORDS",
+        "BOX_FORMATS",
+        "CANONICAL_FIELDS",
+        "ConfigError",
+        "ExportOptions",
+        "ExporterError",
+        "FORMAT_VERSION",
+        "MissingDependencyError",
+        "Problem",
+        "RenderError",
+        "RenderOptions",
+        "Run",
+        "RunNotFoundError",
+        "Shard",
+        "ShardError",
+        "ShardFieldError",
+        "ShardFormatError",
+        "ShardTooLargeError",
+        "ShardVersionError",
+        "ShardWriter",
+        "WriterError",
+        "export",
+        "inspect",
+        "open_run",
+        "render",
+        "validate",
+        "validate_shard",
+    ]
+)

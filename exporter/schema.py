@@ -1,0 +1,226 @@
+"""Canonical field names, box formats and the shard metadata record (format v1).
+
+This module is the single place that says what a shard may contain. The writer
+checks fields against it, the reader validates against it, the renderer relies
+on the names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import re
+import time
+from typing import Any, Mapping
+
+from .errors import ConfigError, ShardFormatError, ShardVersionError
+
+FORMAT_NAME = "summary-exporter/shard"
+FORMAT_MAJOR = 1
+FORMAT_MINOR = 0
+FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
+
+#: Key of the JSON metadata entry inside every shard (a 0-d unicode array).
+META_KEY = "__meta__"
+SHARD_SUFFIX = ".npz"
+STEP_DIR_PREFIX = "step-"
+
+BOX_FORMATS = ("yxyx", "xyxy", "xywh", "cxcywh")
+BOX_COORDS = ("normalized", "pixels")
+IMAGE_LAYOUTS = ("HWC", "CHW", "HW")
+
+_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldSpec:
+    """What a canonical field looks like: its rank(s) after the batch axis and its kind."""
+
+    name: str
+    ranks: tuple[int, ...]  # allowed ndim including the batch axis
+    kind: str  # "numeric", "int", "float", "id", "box"
+    doc: str
+
+
+CANONICAL_FIELDS: dict[str, FieldSpec] = {
+    f.name: f
+    for f in (
+        FieldSpec("images", (3, 4), "numeric", "(N,H,W,C), (N,H,W) or (N,C,H,W) images, any numeric dtype"),
+        FieldSpec("labels", (1,), "int", "(N,) ground-truth class id"),
+        FieldSpec("pred_labels", (1,), "int", "(N,) predicted class id"),
+        FieldSpec("pred_scores", (1,), "float", "(N,) score of the predicted class"),
+        FieldSpec("probs", (2,), "float", "(N,K) class probabilities"),
+        FieldSpec("boxes", (3,), "box", "(N,M,4) predicted boxes"),
+        FieldSpec("box_labels", (2,), "int", "(N,M) predicted box class ids"),
+        FieldSpec("box_scores", (2,), "float", "(N,M) predicted box scores"),
+        FieldSpec("num_boxes", (1,), "int", "(N,) valid predicted boxes; rows beyond are padding"),
+        FieldSpec("gt_boxes", (3,), "box", "(N,G,4) ground-truth boxes"),
+        FieldSpec("gt_box_labels", (2,), "int", "(N,G) ground-truth box class ids"),
+        FieldSpec("gt_num_boxes", (1,), "int", "(N,) valid ground-truth boxes"),
+        FieldSpec("masks", (3,), "int", "(N,H,W) predicted class map"),
+        FieldSpec("gt_masks", (3,), "int", "(N,H,W) ground-truth class map"),
+        FieldSpec("ids", (1,), "id", "(N,) int or str example identifiers"),
+    )
+}
+
+
+def check_field_name(name: str) -> str:
+    """Field names are identifiers (letters, digits, underscore), which also keeps them safe as zip keys."""
+    if not isinstance(name, str) or not _FIELD_NAME.match(name):
+        raise ConfigError(
+            f"field name {name!r} is not allowed: use a letter followed by letters, digits or '_' (max 64)"
+        )
+    return name
+
+
+def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
+    if value not in choices:
+        raise ConfigError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of what wrote a shard; TensorFlow only if it is already imported (never imported here)."""
+    import sys
+
+    import numpy
+
+    from . import __version__
+
+    versions = {"summary_exporter": __version__, "numpy": numpy.__version__, "python": platform.python_version()}
+    for mod in ("tensorflow", "keras", "torch", "jax"):
+        m = sys.modules.get(mod)
+        if m is not None and isinstance(getattr(m, "__version__", None), str):
+            versions[mod] = m.__version__
+    return versions
+
+
+@dataclasses.dataclass
+class ShardMeta:
+    """The JSON metadata entry of a shard.
+
+    Unknown keys found in a newer minor version are kept in ``extra`` so they
+    survive a read-modify-write.
+    """
+
+    step: int
+    dump_id: str
+    shard_index: int
+    num_examples: int
+    created: float = dataclasses.field(default_factory=time.time)
+    sources: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    class_names: list[str] | None = None
+    box_format: str = "yxyx"
+    box_coords: str = "normalized"
+    image_layout: str | None = None
+    image_range: list[float] | None = None
+    versions: dict[str, str] = dataclasses.field(default_factory=library_versions)
+    user: dict[str, Any] = dataclasses.field(default_factory=dict)
+    format: str = FORMAT_NAME
+    format_version: str = FORMAT_VERSION
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> str:
+        d = dataclasses.asdict(self)
+        extra = d.pop("extra")
+        d.update(extra)
+        d["created_iso"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created))
+        return json.dumps(d, sort_keys=True, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str, *, path: str | None = None) -> "ShardMeta":
+        try:
+            d = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise ShardFormatError(f"metadata entry '{META_KEY}' is not valid JSON ({exc})", path=path) from None
+        if not isinstance(d, dict):
+            raise ShardFormatError(f"metadata entry '{META_KEY}' must be a JSON object, got {type(d).__name__}", path=path)
+        if d.get("format") != FORMAT_NAME:
+            raise ShardFormatError(
+                f"not a summary-exporter shard: metadata 'format' is {d.get('format')!r}, expected {FORMAT_NAME!r}",
+                path=path,
+            )
+        major, minor = parse_version(d.get("format_version"), path=path)
+        if major != FORMAT_MAJOR:
+            raise ShardVersionError(
+                f"shard format version {d.get('format_version')} is not supported by this reader "
+                f"(it reads {FORMAT_MAJOR}.x); upgrade summary-exporter",
+                path=path,
+            )
+        if minor > FORMAT_MINOR:
+            import warnings
+
+            warnings.warn(
+                f"{path}: shard format {major}.{minor} is newer than this reader ({FORMAT_VERSION}); "
+                "reading the fields it knows",
+                stacklevel=3,
+            )
+        d.pop("created_iso", None)
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        kwargs = {k: d.pop(k) for k in list(d) if k in known}
+        required = ("step", "dump_id", "shard_index", "num_examples")
+        missing = [k for k in required if k not in kwargs]
+        if missing:
+            raise ShardFormatError(f"metadata is missing {', '.join(missing)}", path=path)
+        meta = cls(**kwargs, extra=d)
+        meta._check(path)
+        return meta
+
+    def _check(self, path: str | None) -> None:
+        def bad(what: str) -> ShardFormatError:
+            return ShardFormatError(f"metadata {what}", path=path)
+
+        for key in ("step", "shard_index", "num_examples"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise bad(f"'{key}' must be a non-negative integer, got {v!r}")
+        if not isinstance(self.dump_id, str) or not re.match(r"^[A-Za-z0-9_.-]{1,64}$", self.dump_id):
+            raise bad(f"'dump_id' must be a short name of letters, digits, '_', '.', '-', got {self.dump_id!r}")
+        if isinstance(self.created, bool) or not isinstance(self.created, (int, float)):
+            raise bad(f"'created' must be a number (unix time), got {self.created!r}")
+        if self.box_format not in BOX_FORMATS:
+            raise bad(f"'box_format' must be one of {', '.join(BOX_FORMATS)}, got {self.box_format!r}")
+        if self.box_coords not in BOX_COORDS:
+            raise bad(f"'box_coords' must be one of {', '.join(BOX_COORDS)}, got {self.box_coords!r}")
+        if self.image_layout is not None and self.image_layout not in IMAGE_LAYOUTS:
+            raise bad(f"'image_layout' must be one of {', '.join(IMAGE_LAYOUTS)} or null, got {self.image_layout!r}")
+        if self.class_names is not None and (
+            not isinstance(self.class_names, list) or not all(isinstance(c, str) for c in self.class_names)
+        ):
+            raise bad("'class_names' must be a list of strings or null")
+        if self.image_range is not None and (
+            not isinstance(self.image_range, list)
+            or len(self.image_range) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.image_range)
+        ):
+            raise bad(f"'image_range' must be [low, high] or null, got {self.image_range!r}")
+        for key in ("sources", "versions", "user"):
+            if not isinstance(getattr(self, key), dict):
+                raise bad(f"'{key}' must be an object")
+
+
+def parse_version(value: Any, *, path: str | None = None) -> tuple[int, int]:
+    if not isinstance(value, str) or not re.match(r"^\d+\.\d+$", value):
+        raise ShardFormatError(f"metadata 'format_version' must look like '1.0', got {value!r}", path=path)
+    major, minor = value.split(".")
+    return int(major), int(minor)
+
+
+def step_dirname(step: int) -> str:
+    return f"{STEP_DIR_PREFIX}{step:012d}"
+
+
+def shard_filename(dump_id: str, shard_index: int) -> str:
+    return f"{dump_id}-{shard_index:05d}{SHARD_SUFFIX}"
+
+
+def meta_from_mapping(meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    """User metadata must be JSON-serialisable; say so at ``ShardWriter`` construction, not in the thread."""
+    if meta is None:
+        return {}
+    try:
+        json.dumps(dict(meta), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"meta must be JSON-serialisable: {exc}") from None
+    return dict(meta)

@@ -1,0 +1,512 @@
+"""Shard files: atomic write, lazy read, validation (format v1, see README "Shard format").
+
+A shard is one ``.npz`` holding batch-major arrays plus a ``__meta__`` entry (a
+0-d unicode array holding JSON). Nothing here ever unpickles: every load uses
+``allow_pickle=False`` and object arrays are refused before they are read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import re
+import secrets
+import time
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from .errors import (
+    ConfigError,
+    RunNotFoundError,
+    ShardError,
+    ShardFieldError,
+    ShardFormatError,
+    ShardTooLargeError,
+)
+from .schema import (
+    BOX_FORMATS,
+    CANONICAL_FIELDS,
+    META_KEY,
+    SHARD_SUFFIX,
+    STEP_DIR_PREFIX,
+    ShardMeta,
+    check_field_name,
+    shard_filename,
+    step_dirname,
+)
+
+#: Default refusal limit for the decoded size of one shard's arrays.
+DEFAULT_MAX_BYTES = 4 << 30
+_TMP_MARK = ".tmp-"
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldInfo:
+    """Shape and dtype of one field, read from the ``.npy`` header without loading data."""
+
+    shape: tuple[int | None, ...]
+    dtype: np.dtype
+
+    def __str__(self) -> str:
+        dims = ",".join("?" if d is None else str(d) for d in self.shape)
+        return f"{self.dtype.str.lstrip('<>|=')}[{dims}]"
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one shard: printed as a single line."""
+
+    path: str
+    message: str
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = f"field '{self.field}': " if self.field else ""
+        return f"{self.path}: {where}{self.message}"
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def as_field_array(name: str, value: Any) -> np.ndarray:
+    """Coerce one batch-major field to a storable array: numbers stay, text becomes fixed-width unicode."""
+    check_field_name(name)
+    arr = np.asarray(value)
+    if arr.ndim == 0:
+        raise ConfigError(f"field '{name}' must be batch-major with a leading N axis, got a scalar")
+    kind = arr.dtype.kind
+    if kind == "S":
+        arr = np.char.decode(arr, "utf-8", errors="replace")
+    elif kind == "O":
+        flat = arr.ravel()
+        if all(isinstance(v, (str, bytes, np.str_, np.bytes_)) for v in flat):
+            arr = np.array(
+                [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in flat], dtype=str
+            ).reshape(arr.shape)
+        else:
+            raise ConfigError(
+                f"field '{name}' holds Python objects (dtype=object); shards store numbers and text only"
+            )
+    elif kind not in "biufU":
+        raise ConfigError(f"field '{name}' has dtype {arr.dtype}, which shards cannot store (numbers or text only)")
+    spec = CANONICAL_FIELDS.get(name)
+    if spec is not None and arr.ndim not in spec.ranks:
+        ranks = " or ".join(str(r) for r in spec.ranks)
+        raise ConfigError(f"field '{name}' must have {ranks} dims ({spec.doc}), but got shape {arr.shape}")
+    if spec is not None and spec.kind in ("box",) and arr.shape[-1] != 4:
+        raise ConfigError(f"field '{name}' must have shape (N, M, 4), but got shape {arr.shape}")
+    return arr
+
+
+def write_shard(directory: str | os.PathLike, meta: ShardMeta, arrays: Mapping[str, np.ndarray], *, compress: bool = False) -> Path:
+    """Write one shard atomically: temp file in the same folder, flush + fsync, ``os.replace``.
+
+    A reader never sees a half-written shard; a crash leaves at most a hidden
+    ``.<name>.tmp-*`` file that readers ignore.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / shard_filename(meta.dump_id, meta.shard_index)
+    tmp = directory / f".{final.name}{_TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
+    payload = dict(arrays)
+    payload[META_KEY] = np.array(meta.to_json())
+    save = np.savez_compressed if compress else np.savez
+    try:
+        with open(tmp, "wb") as f:
+            save(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    _fsync_dir(directory)
+    return final
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable where the platform allows it (not on Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def new_dump_id() -> str:
+    """A sortable, unique id for one writer session: UTC time (microseconds) then randomness."""
+    now = time.time()
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z-" + secrets.token_hex(3)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_headers(zf: zipfile.ZipFile, path: str) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
+    """Shape, dtype and stored size of every array, from the ``.npy`` headers only."""
+    out = {}
+    for info in zf.infolist():
+        name = info.filename
+        if not name.endswith(".npy"):
+            raise ShardFormatError(f"unexpected member {name!r} in the zip (a shard holds only .npy arrays)", path=path)
+        key = name[: -len(".npy")]
+        try:
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f, max_header_size=10000)
+                elif version in ((2, 0), (3, 0)):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f, max_header_size=10000)
+                else:
+                    raise ValueError(f"unknown .npy version {version}")
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError, SyntaxError, TypeError) as exc:
+            raise ShardFormatError(f"array {key!r} has an unreadable header ({exc})", path=path) from None
+        if dtype.hasobject:
+            raise ShardFormatError(
+                f"array {key!r} holds pickled Python objects (dtype={dtype}); shards never load pickles",
+                path=path,
+            )
+        out[key] = (tuple(shape), dtype, info.file_size)
+    return out
+
+
+class Shard:
+    """A lazy view of one shard file: metadata and headers now, arrays on ``load()``.
+
+    >>> shard = Shard("run/step-000000000100/20261126T040512Z-3f9a2c-00000.npz")  # doctest: +SKIP
+    >>> shard.meta.step, shard.fields["images"].shape                            # doctest: +SKIP
+    (100, (32, 64, 64, 3))
+    """
+
+    def __init__(self, path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        p = str(self.path)
+        try:
+            with zipfile.ZipFile(self.path) as zf:
+                headers = _read_headers(zf, p)
+                if META_KEY not in headers:
+                    raise ShardFormatError(f"no '{META_KEY}' metadata entry: not a summary-exporter shard", path=p)
+                shape, dtype, _ = headers[META_KEY]
+                if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * 1_000_000:
+                    raise ShardFormatError(
+                        f"'{META_KEY}' must be a 0-d unicode array holding JSON, got {dtype} {shape}", path=p
+                    )
+                with zf.open(META_KEY + ".npy") as f:
+                    meta_text = str(np.lib.format.read_array(f, allow_pickle=False)[()])
+        except FileNotFoundError:
+            raise RunNotFoundError(f"{p}: no such shard file") from None
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, NotImplementedError) as exc:
+            raise ShardFormatError(f"not a readable .npz/zip file ({exc})", path=p) from None
+        except ValueError as exc:
+            if isinstance(exc, ShardError):
+                raise
+            raise ShardFormatError(f"unreadable metadata entry ({exc})", path=p) from None
+        self.meta = ShardMeta.from_json(meta_text, path=p)
+        self._headers = {k: v for k, v in headers.items() if k != META_KEY}
+
+    @property
+    def fields(self) -> dict[str, FieldInfo]:
+        return {k: FieldInfo(shape, dtype) for k, (shape, dtype, _) in sorted(self._headers.items())}
+
+    @property
+    def step(self) -> int:
+        return self.meta.step
+
+    def __len__(self) -> int:
+        return self.meta.num_examples
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v}" for k, v in self.fields.items())
+        return f"Shard('{self.path}', step={self.step}, examples={len(self)}, {fields})"
+
+    def nbytes(self, names: Iterable[str] | None = None) -> int:
+        names = self._headers if names is None else names
+        return sum(int(np.prod(self._headers[n][0], dtype=np.int64)) * self._headers[n][1].itemsize for n in names)
+
+    def load(self, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Load the named fields (default: all). Refuses, before allocating, sizes beyond ``max_bytes``."""
+        p = str(self.path)
+        names = list(self._headers) if names is None else [n for n in names if n in self._headers]
+        total = 0
+        for n in names:
+            shape, dtype, stored = self._headers[n]
+            declared = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize if all(d >= 0 for d in shape) else -1
+            if declared < 0 or declared > stored:
+                raise ShardFormatError(
+                    f"array {n!r} declares shape {shape} ({declared} bytes) but the file holds {stored} bytes",
+                    path=p,
+                    field=None,
+                )
+            total += declared
+        if total > self.max_bytes:
+            raise ShardTooLargeError(
+                f"{p}: the arrays asked for need {total / 2**20:.0f} MiB, above the reader's limit of "
+                f"{self.max_bytes / 2**20:.0f} MiB; raise max_bytes (--max-shard-mb) if this shard is trusted"
+            )
+        out = {}
+        try:
+            with np.load(self.path, allow_pickle=False) as npz:
+                for n in names:
+                    out[n] = npz[n]
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise ShardFormatError(f"could not read arrays ({exc})", path=p) from None
+        return out
+
+
+def _is_shard_name(name: str) -> bool:
+    return name.endswith(SHARD_SUFFIX) and not name.startswith(".") and _TMP_MARK not in name
+
+
+def find_shard_files(path: str | os.PathLike) -> list[Path]:
+    """Shard files under ``path`` (a run folder, a step folder, or one file); temp files are ignored."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise RunNotFoundError(f"{path}: no such file or folder")
+    files = [p for p in path.rglob("*" + SHARD_SUFFIX) if _is_shard_name(p.name)]
+    return sorted(files)
+
+
+@dataclasses.dataclass
+class Batch:
+    """One shard's worth of arrays, with the metadata that explains them."""
+
+    step: int
+    meta: ShardMeta
+    path: Path
+    arrays: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return self.meta.num_examples
+
+
+class Run:
+    """A lazy view of a run folder: shards grouped by global step.
+
+    When the same step was dumped more than once (the same checkpoint evaluated
+    twice), only the newest dump is used unless ``dumps="all"``; the older dumps
+    are listed in ``ignored`` and a warning says so.
+
+    >>> run = open_run("eval_shards")   # doctest: +SKIP
+    >>> run.steps                        # doctest: +SKIP
+    [100, 200]
+    """
+
+    def __init__(self, path: str | os.PathLike, *, dumps: str = "latest", max_bytes: int = DEFAULT_MAX_BYTES):
+        if dumps not in ("latest", "all"):
+            raise ConfigError(f"dumps must be 'latest' or 'all', got {dumps!r}")
+        self.path = Path(path)
+        self.dumps = dumps
+        files = find_shard_files(self.path)
+        if not files:
+            raise RunNotFoundError(f"{self.path}: no shard files (*.npz) found")
+        shards = [Shard(f, max_bytes=max_bytes) for f in files]
+        by_step: dict[int, dict[str, list[Shard]]] = {}
+        for s in shards:
+            by_step.setdefault(s.step, {}).setdefault(s.meta.dump_id, []).append(s)
+        self._by_step: dict[int, list[Shard]] = {}
+        self.ignored: list[Shard] = []
+        for step in sorted(by_step):
+            # Oldest first: by the dump's first creation time, then its (time-based) id.
+            dump_ids = sorted(by_step[step], key=lambda d: (min(s.meta.created for s in by_step[step][d]), d))
+            keep = dump_ids if dumps == "all" else dump_ids[-1:]
+            for d in dump_ids:
+                group = sorted(by_step[step][d], key=lambda s: s.meta.shard_index)
+                if d in keep:
+                    self._by_step.setdefault(step, []).extend(group)
+                else:
+                    self.ignored.extend(group)
+        if self.ignored:
+            warnings.warn(
+                f"{self.path}: {len(self.ignored)} shard(s) from older dumps of the same step(s) "
+                f"{sorted({s.step for s in self.ignored})} are ignored (newest dump wins; use dumps='all' to read them)",
+                stacklevel=2,
+            )
+
+    @property
+    def steps(self) -> list[int]:
+        return list(self._by_step)
+
+    def shards(self, step: int | None = None) -> list[Shard]:
+        if step is None:
+            return [s for group in self._by_step.values() for s in group]
+        if step not in self._by_step:
+            raise RunNotFoundError(f"{self.path}: no shards for step {step} (steps: {self.steps})")
+        return list(self._by_step[step])
+
+    def num_examples(self, step: int | None = None) -> int:
+        return sum(len(s) for s in self.shards(step))
+
+    @property
+    def fields(self) -> dict[str, FieldInfo]:
+        """Fields over all shards: the N axis summed per step maximum, a varying dim shown as None."""
+        merged: dict[str, FieldInfo] = {}
+        for s in self.shards():
+            for name, info in s.fields.items():
+                prev = merged.get(name)
+                if prev is None:
+                    merged[name] = FieldInfo((None,) + info.shape[1:], info.dtype)
+                    continue
+                shape = prev.shape
+                if len(shape) != len(info.shape):
+                    shape = (None,)
+                else:
+                    shape = tuple(a if a == b else None for a, b in zip(shape, (None,) + info.shape[1:]))
+                dtype = prev.dtype if prev.dtype == info.dtype else np.result_type(prev.dtype, info.dtype)
+                merged[name] = FieldInfo(shape, dtype)
+        return dict(sorted(merged.items()))
+
+    @property
+    def class_names(self) -> list[str] | None:
+        for s in reversed(self.shards()):
+            if s.meta.class_names:
+                return list(s.meta.class_names)
+        return None
+
+    def iter_batches(self, step: int | None = None, fields: Sequence[str] | None = None) -> Iterator[Batch]:
+        """Yield one ``Batch`` per shard, in ascending step order, loading arrays only now."""
+        for s in self.shards(step):
+            yield Batch(step=s.step, meta=s.meta, path=s.path, arrays=s.load(fields))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v}" for k, v in self.fields.items())
+        return (
+            f"Run('{self.path}', steps={self.steps}, shards={len(self.shards())}, "
+            f"examples={self.num_examples()}, fields: {fields})"
+        )
+
+
+def open_run(path: str | os.PathLike, *, dumps: str = "latest", max_bytes: int = DEFAULT_MAX_BYTES) -> Run:
+    """Open a run folder (or a step folder, or one shard file) lazily.
+
+    >>> run = open_run("eval_shards")          # doctest: +SKIP
+    >>> for batch in run.iter_batches():       # doctest: +SKIP
+    ...     print(batch.step, batch.arrays["images"].shape)
+    """
+    return Run(path, dumps=dumps, max_bytes=max_bytes)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate_shard(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Problem]:
+    """Every problem found in one shard file, each naming the file and the field. Empty = valid."""
+    p = str(path)
+    try:
+        shard = Shard(path, max_bytes=max_bytes)
+        arrays = shard.load()
+    except ShardError as exc:
+        return [Problem(p, exc.reason, exc.field)]
+    except ShardTooLargeError as exc:
+        return [Problem(p, str(exc).removeprefix(p + ": "))]
+    problems = [Problem(p, m, f) for f, m in check_arrays(shard.meta, arrays)]
+    parent = Path(path).parent.name
+    if parent.startswith(STEP_DIR_PREFIX) and parent != step_dirname(shard.meta.step):
+        problems.append(Problem(p, f"lies in folder {parent} but its metadata says step {shard.meta.step}"))
+    return problems
+
+
+def check_arrays(meta: ShardMeta, arrays: Mapping[str, np.ndarray]) -> list[tuple[str | None, str]]:
+    """Check arrays against the metadata and the canonical fields: ``[(field, message), ...]``."""
+    problems: list[tuple[str | None, str]] = []
+    n = meta.num_examples
+    if not arrays:
+        problems.append((None, "holds no fields"))
+    for name, arr in arrays.items():
+        if not re.match(r"^[A-Za-z][A-Za-z0-9_]{0,63}$", name):
+            problems.append((name, "is not a valid field name (letters, digits, '_')"))
+            continue
+        if arr.ndim == 0 or arr.shape[0] != n:
+            problems.append((name, f"has shape {arr.shape}, expected a leading N={n} (metadata num_examples)"))
+            continue
+        spec = CANONICAL_FIELDS.get(name)
+        if spec is None:
+            continue
+        if arr.ndim not in spec.ranks:
+            problems.append((name, f"has shape {arr.shape}, expected {spec.doc}"))
+            continue
+        kind = arr.dtype.kind
+        if spec.kind == "id":
+            if kind not in "iuU":
+                problems.append((name, f"has dtype {arr.dtype}, expected integers or text"))
+        elif spec.kind == "int":
+            if kind not in "iub":
+                problems.append((name, f"has dtype {arr.dtype}, expected integer class ids"))
+        elif kind not in "biuf":
+            problems.append((name, f"has dtype {arr.dtype}, expected numbers"))
+        elif spec.kind == "box" and arr.shape[-1] != 4:
+            problems.append((name, f"has shape {arr.shape}, expected (N, M, 4)"))
+    if problems:
+        return problems
+    problems.extend(_check_values(meta, arrays))
+    return problems
+
+
+def _check_values(meta: ShardMeta, a: Mapping[str, np.ndarray]) -> list[tuple[str | None, str]]:
+    problems: list[tuple[str | None, str]] = []
+    ncls = len(meta.class_names) if meta.class_names else None
+    if "images" in a and a["images"].dtype.kind == "f":
+        bad = ~np.isfinite(a["images"])
+        if bad.any():
+            problems.append(("images", f"has {int(bad.sum())} NaN/inf values (rendered as black/clipped)"))
+    for name in ("labels", "pred_labels", "box_labels", "gt_box_labels", "masks", "gt_masks"):
+        if name in a and a[name].size:
+            lo, hi = int(a[name].min()), int(a[name].max())
+            if lo < 0 and name not in ("box_labels", "gt_box_labels"):
+                problems.append((name, f"has negative class id {lo}"))
+            if ncls is not None and hi >= ncls:
+                problems.append((name, f"has class id {hi}, outside the {ncls} class names"))
+    for name in ("pred_scores", "probs", "box_scores"):
+        if name in a and a[name].dtype.kind == "f" and not np.isfinite(a[name]).all():
+            problems.append((name, "has NaN/inf scores"))
+    for boxes, count, labels in (("boxes", "num_boxes", "box_labels"), ("gt_boxes", "gt_num_boxes", "gt_box_labels")):
+        if boxes not in a:
+            if count in a or labels in a:
+                problems.append((count if count in a else labels, f"is present but '{boxes}' is not"))
+            continue
+        m = a[boxes].shape[1]
+        if labels in a and a[labels].shape[:2] != a[boxes].shape[:2]:
+            problems.append((labels, f"has shape {a[labels].shape}, expected {a[boxes].shape[:2]} to match '{boxes}'"))
+        valid = np.ones(a[boxes].shape[:2], dtype=bool)
+        if count in a:
+            c = a[count]
+            if c.size and (c.min() < 0 or c.max() > m):
+                problems.append((count, f"has values in [{c.min()}, {c.max()}], expected 0..{m} (the padded box count)"))
+                continue
+            valid = np.arange(m)[None, :] < c[:, None]
+        b = a[boxes][valid].astype(np.float64)
+        if not b.size:
+            continue
+        if not np.isfinite(b).all():
+            problems.append((boxes, "has NaN/inf coordinates"))
+            continue
+        if meta.box_format in ("yxyx", "xyxy"):
+            inverted = (b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1])
+        else:
+            inverted = (b[:, 2] < 0) | (b[:, 3] < 0)
+        if inverted.any():
+            problems.append((boxes, f"has {int(inverted.sum())} inverted boxes (for box_format '{meta.box_format}')"))
+        if meta.box_coords == "normalized" and (b.min() < -0.05 or b.max() > 1.05):
+            problems.append(
+                (boxes, f"has coordinates in [{b.min():.3g}, {b.max():.3g}] but box_coords is 'normalized' (0..1)")
+            )
+    return problems
