@@ -1,0 +1,38 @@
+# The README's two commands: `make demo` and `make test`. Each builds what it needs from scratch
+# (virtual environments under .venv/, rebuilt when pyproject.toml changes) and then runs.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+PIP_FLAGS ?= -q --disable-pip-version-check
+PYTEST_ARGS ?=
+
+# Three stacks users have: the last Estimator release (TF 2.15, numpy 1.26), the current one
+# (TF 2.21, Keras 3, numpy 2.x), and none at all (the offline exporter needs no TensorFlow).
+ENVS := tf215 tf221 core
+EXTRAS_tf215 := estimator,fast,dev
+EXTRAS_tf221 := keras,fast,dev
+EXTRAS_core := fast,dev
+
+.PHONY: demo test envs bench clean $(addprefix test-,$(ENVS))
+
+demo: .venv/tf215/.ready
+	.venv/tf215/bin/summary-exporter demo demo_out
+
+test: $(addprefix test-,$(ENVS))
+	@echo "all test environments passed: $(ENVS)"
+
+test-%: .venv/%/.ready
+	@echo "=== tests in .venv/$* ==="
+	SUMMARY_EXPORTER_TEST_ENV=$* .venv/$*/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+envs: $(addprefix .venv/,$(addsuffix /.ready,$(ENVS)))
+
+.venv/%/.ready: pyproject.toml
+	rm -rf .venv/$*
+	$(PYTHON) -m venv .venv/$*
+	.venv/$*/bin/pip install $(PIP_FLAGS) -e ".[$(EXTRAS_$*)]"
+	touch $@
+
+bench: .venv/tf215/.ready
+	.venv/tf215/bin/summary-exporter bench
+
+clean:
+	rm -rf .venv demo_out

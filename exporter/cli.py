@@ -1,0 +1,268 @@
+"""The ``summary-exporter`` command line: parse, call ``exporter.api``, print.
+
+Bad input gets one ``error: ...`` line on stderr and exit status 1; never a
+traceback (``--debug`` shows one for bug reports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import ConfigError, ExporterError
+from .schema import BOX_COORDS, BOX_FORMATS, IMAGE_LAYOUTS
+
+EPILOG = """\
+examples:
+  summary-exporter inspect eval_shards
+  summary-exporter validate eval_shards
+  summary-exporter export eval_shards logs/eval --class-names classes.txt --score-threshold 0.3
+  summary-exporter export eval_shards logs/eval_sbs --side-by-side --match-iou 0.5 --workers 2
+  summary-exporter render eval_shards overlays --max-per-step 16 --grid
+  summary-exporter demo demo_out
+
+Shards are the .npz files written by exporter.ShardWriter, EvalDumpHook or
+EvalDumpCallback; SHARDS may be a run folder, one step-* folder or one file.
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value}")
+    return value
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def read_class_names(path: str) -> list[str]:
+    """Class names from a file: a JSON list, or one name per line (blank lines and # comments skipped)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read class names from {path}: {exc.strerror or exc}") from None
+    if text.lstrip().startswith("["):
+        try:
+            names = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not a valid JSON list of class names ({exc})") from None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"{path}: expected a JSON list of strings")
+        return names
+    names = [line.strip() for line in text.splitlines()]
+    names = [n for n in names if n and not n.startswith("#")]
+    if not names:
+        raise ConfigError(f"{path}: no class names found (one per line, or a JSON list)")
+    return names
+
+
+def _add_render_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what is drawn")
+    g.add_argument("--class-names", metavar="FILE", help="class names, one per line or a JSON list (overrides the shards')")
+    g.add_argument("--score-threshold", type=_fraction, default=0.0, metavar="S", help="hide predicted boxes scoring below S (default 0)")
+    g.add_argument("--max-boxes", type=_positive_int, default=100, metavar="N", help="draw at most N predicted boxes per image (default 100)")
+    g.add_argument("--box-format", choices=BOX_FORMATS, help="override the shards' box format (fix-up for a wrong dump)")
+    g.add_argument("--box-coords", choices=BOX_COORDS, help="override the shards' box coordinates")
+    g.add_argument("--side-by-side", action="store_true", help="ground truth and prediction as two panels")
+    g.add_argument("--match-iou", type=_fraction, metavar="IOU", help="colour boxes as true positive / false positive / missed at this IoU")
+    g.add_argument("--mask-alpha", type=_fraction, default=0.5, metavar="A", help="mask opacity (default 0.5)")
+    g.add_argument("--mask-outline", action="store_true", help="outline mask regions")
+    g.add_argument("--topk", type=int, default=0, metavar="K", help="draw a top-K probability bar under each image (default off)")
+    g.add_argument("--no-caption", action="store_true", help="no predicted/true class caption")
+    g2 = p.add_argument_group("how images are read")
+    g2.add_argument("--layout", choices=IMAGE_LAYOUTS, help="image layout when it cannot be guessed (default: guess)")
+    g2.add_argument("--bgr", action="store_true", help="images are BGR (OpenCV order)")
+    g2.add_argument("--value-range", type=_floats, metavar="LO,HI", help="pixel value range, e.g. -1,1 (default: guess from dtype and values)")
+    g2.add_argument("--mean", type=_floats, metavar="M,M,M", help="undo input normalisation: x * std + mean")
+    g2.add_argument("--std", type=_floats, metavar="S,S,S", help="see --mean")
+    g2.add_argument("--min-size", type=_positive_int, default=128, metavar="PX", help="upscale smaller images (nearest) to this short side (default 128)")
+    g3 = p.add_argument_group("which examples")
+    g3.add_argument("--max-per-step", type=_positive_int, metavar="N", help="only the first N examples of each step")
+    g3.add_argument("--grid", action="store_true", help="also write a contact sheet per step")
+    g3.add_argument("--grid-max", type=_positive_int, default=64, metavar="N", help="examples in the contact sheet (default 64)")
+    g3.add_argument("--all-dumps", action="store_true", help="read every dump of a step, not only the newest")
+    g3.add_argument("--skip-bad", action="store_true", help="skip shards that fail validation and list them, instead of stopping")
+    g3.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="render in N processes (default 1)")
+    g3.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="summary-exporter",
+        description="Render eval shards (images + predictions saved during evaluation) to TensorBoard, PNG files or a report.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"summary-exporter {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (for bug reports)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "export",
+        help="write TensorBoard events: one image tag per example, one step per checkpoint",
+        description="Write TensorBoard events from shards: per-example image tags stable across checkpoints, "
+        "accuracy / top-k scalars, PR curves and a confusion matrix where the fields allow.",
+        epilog="example:\n  summary-exporter export eval_shards logs/eval --score-threshold 0.3 --workers 2\n"
+        "  tensorboard --logdir logs/eval --samples_per_plugin images=100",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("shards", help="run folder, step folder or shard file")
+    p.add_argument("logdir", help="TensorBoard run folder to write (earlier exports there are replaced)")
+    p.add_argument("--tag-prefix", default="examples", help="prefix of per-example image tags (default 'examples')")
+    p.add_argument("--format", choices=("png", "jpeg"), default="png", help="image encoding (default png, lossless)")
+    p.add_argument("--jpeg-quality", type=int, default=90, metavar="Q", help="JPEG quality (default 90)")
+    p.add_argument("--no-metrics", action="store_true", help="no accuracy scalars, PR curves or confusion matrix")
+    p.add_argument("--topk-accuracy", type=_positive_int, default=5, metavar="K", help="also log top-K accuracy when probs exist (default 5)")
+    _add_render_options(p)
+
+    p = sub.add_parser(
+        "render",
+        help="write the same overlays as PNG files (a quick look without TensorBoard)",
+        epilog="example:\n  summary-exporter render eval_shards overlays --max-per-step 16 --grid",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("shards", help="run folder, step folder or shard file")
+    p.add_argument("outdir", help="folder for step-*/<id>.png files")
+    _add_render_options(p)
+
+    p = sub.add_parser("inspect", help="steps, shards, fields, counts, class names, format version",
+                       epilog="example:\n  summary-exporter inspect eval_shards",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("shards", help="run folder, step folder or shard file")
+
+    p = sub.add_parser("validate", help="check every shard; exit 0 if all are valid, 1 otherwise",
+                       epilog="example:\n  summary-exporter validate eval_shards && echo ok",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("shards", help="run folder, step folder or shard file")
+
+    p = sub.add_parser(
+        "demo",
+        help="train a tiny Estimator on generated shapes, capture two checkpoints, export (needs summary-exporter[estimator])",
+        epilog="example:\n  summary-exporter demo demo_out && tensorboard --logdir demo_out/logs",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("outdir", nargs="?", default="demo_out", help="working folder (default demo_out)")
+    p.add_argument("--fast", action="store_true", help="fewer training steps (for tests)")
+    return parser
+
+
+def _options(args: argparse.Namespace):
+    """Build ExportOptions from parsed arguments (import here: Pillow/tensorboardX load only when needed)."""
+    from .api import ExportOptions
+    from .render import RenderOptions
+
+    class_names = read_class_names(args.class_names) if args.class_names else None
+    render = RenderOptions(
+        class_names=class_names,
+        score_threshold=args.score_threshold,
+        max_boxes=args.max_boxes,
+        side_by_side=args.side_by_side,
+        match_iou=args.match_iou,
+        mask_alpha=args.mask_alpha,
+        mask_outline=args.mask_outline,
+        topk=args.topk,
+        min_size=args.min_size,
+        layout=args.layout,
+        bgr=args.bgr,
+        value_range=args.value_range,
+        mean=args.mean,
+        std=args.std,
+        draw_caption=not args.no_caption,
+    )
+    extra = {}
+    if args.command == "export":
+        extra = dict(
+            tag_prefix=args.tag_prefix,
+            image_format=args.format,
+            jpeg_quality=args.jpeg_quality,
+            metrics=not args.no_metrics,
+            topk=args.topk_accuracy,
+        )
+    return ExportOptions(
+        render=render,
+        class_names=class_names,
+        box_format=args.box_format,
+        box_coords=args.box_coords,
+        max_per_step=args.max_per_step,
+        grid=args.grid,
+        grid_max=args.grid_max,
+        workers=args.workers,
+        skip_bad=args.skip_bad,
+        dumps="all" if args.all_dumps else "latest",
+        **extra,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import api
+
+    if args.command == "inspect":
+        print(api.inspect(args.shards))
+        return 0
+    if args.command == "validate":
+        problems = api.validate(args.shards)
+        for problem in problems:
+            print(problem)
+        files = len(api.shard_files(args.shards))
+        bad = len({p.path for p in problems})
+        print(f"{files} shard(s) checked: {files - bad} valid, {bad} with problems", file=sys.stderr)
+        return 1 if problems else 0
+    if args.command == "export":
+        report = api.export(args.shards, args.logdir, _options(args), progress=not args.no_progress)
+        for problem in report.bad:
+            print(f"skipped: {problem}", file=sys.stderr)
+        for warning in report.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(f"wrote {report.images} images under {report.tags} tags for steps {report.steps} to {report.logdir}")
+        print(f"view them with:\n  {report.tensorboard_command}")
+        return 0
+    if args.command == "render":
+        paths = api.render(args.shards, args.outdir, _options(args), progress=not args.no_progress)
+        print(f"wrote {len(paths)} PNG files under {args.outdir}")
+        return 0
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo(Path(args.outdir), fast=args.fast)
+    raise ConfigError(f"unknown command {args.command!r}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ExporterError, OSError) as exc:
+        if args.debug:
+            raise
+        message = str(exc) if isinstance(exc, ExporterError) else f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+        print(f"error: {message}", file=sys.stderr)
+        return 1
