@@ -111,6 +111,7 @@ class ShardMeta:
     created: float = dataclasses.field(default_factory=time.time)
     sources: dict[str, str | None] = dataclasses.field(default_factory=dict)
     class_names: list[str] | None = None
+    mask_class_names: list[str] | None = None  # masks have their own class space (often 0 = background)
     box_format: str = "yxyx"
     box_coords: str = "normalized"
     image_layout: str | None = None
@@ -185,10 +186,10 @@ class ShardMeta:
             raise bad(f"'box_coords' must be one of {', '.join(BOX_COORDS)}, got {self.box_coords!r}")
         if self.image_layout is not None and self.image_layout not in IMAGE_LAYOUTS:
             raise bad(f"'image_layout' must be one of {', '.join(IMAGE_LAYOUTS)} or null, got {self.image_layout!r}")
-        if self.class_names is not None and (
-            not isinstance(self.class_names, list) or not all(isinstance(c, str) for c in self.class_names)
-        ):
-            raise bad("'class_names' must be a list of strings or null")
+        for key in ("class_names", "mask_class_names"):
+            names = getattr(self, key)
+            if names is not None and (not isinstance(names, list) or not all(isinstance(c, str) for c in names)):
+                raise bad(f"'{key}' must be a list of strings or null")
         if self.image_range is not None and (
             not isinstance(self.image_range, list)
             or len(self.image_range) != 2

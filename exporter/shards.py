@@ -464,6 +464,7 @@ def check_arrays(meta: ShardMeta, arrays: Mapping[str, np.ndarray]) -> list[tupl
 def _check_values(meta: ShardMeta, a: Mapping[str, np.ndarray]) -> list[tuple[str | None, str]]:
     problems: list[tuple[str | None, str]] = []
     ncls = len(meta.class_names) if meta.class_names else None
+    nmask = len(meta.mask_class_names) if meta.mask_class_names else None
     if "images" in a and a["images"].dtype.kind == "f":
         bad = ~np.isfinite(a["images"])
         if bad.any():
@@ -473,8 +474,9 @@ def _check_values(meta: ShardMeta, a: Mapping[str, np.ndarray]) -> list[tuple[st
             lo, hi = int(a[name].min()), int(a[name].max())
             if lo < 0 and name not in ("box_labels", "gt_box_labels"):
                 problems.append((name, f"has negative class id {lo}"))
-            if ncls is not None and hi >= ncls:
-                problems.append((name, f"has class id {hi}, outside the {ncls} class names"))
+            limit, what = (nmask, "mask class names") if name.endswith("masks") else (ncls, "class names")
+            if limit is not None and hi >= limit:
+                problems.append((name, f"has class id {hi}, outside the {limit} {what}"))
     for name in ("pred_scores", "probs", "box_scores"):
         if name in a and a[name].dtype.kind == "f" and not np.isfinite(a[name]).all():
             problems.append((name, "has NaN/inf scores"))

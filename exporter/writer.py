@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .errors import ConfigError, WriterError
+from .odapi import to_canonical
 from .schema import BOX_COORDS, BOX_FORMATS, IMAGE_LAYOUTS, ShardMeta, check_choice, meta_from_mapping, step_dirname
 from .shards import as_field_array, new_dump_id, write_shard
 
@@ -37,6 +38,11 @@ class ShardWriter:
     ...     for images, labels, probs in batches:
     ...         w.add(images=images, labels=labels, probs=probs, pred_labels=probs.argmax(1))
 
+    ``add()`` also takes an Object Detection API dict as it comes
+    (``detection_boxes``, 1-based ``detection_classes``, ...; see ``exporter.odapi``).
+    ``mask_class_names`` names the class ids of ``masks``/``gt_masks`` when they differ
+    from ``class_names`` (e.g. with a background class 0).
+
     ``on_error="raise"`` (default) raises ``WriterError`` from the next ``add``
     or ``close`` after a failed write; ``on_error="drop"`` logs, counts the lost
     examples in ``dropped`` and goes on.
@@ -48,6 +54,7 @@ class ShardWriter:
         *,
         step: int = 0,
         class_names: Sequence[str] | None = None,
+        mask_class_names: Sequence[str] | None = None,
         box_format: str = "yxyx",
         box_coords: str = "normalized",
         max_examples: int | None = None,
@@ -85,6 +92,7 @@ class ShardWriter:
             step=self.step,
             dump_id=self.dump_id,
             class_names=list(class_names) if class_names is not None else None,
+            mask_class_names=list(mask_class_names) if mask_class_names is not None else None,
             box_format=box_format,
             box_coords=box_coords,
             image_layout=image_layout,
@@ -117,6 +125,7 @@ class ShardWriter:
             raise ConfigError("add() on a closed ShardWriter")
         if not fields:
             raise ConfigError("add() needs at least one field, e.g. add(images=..., labels=...)")
+        fields = to_canonical(fields)  # an Object Detection API dict is accepted as it comes
         arrays = {name: as_field_array(name, value) for name, value in fields.items()}
         sizes = {name: a.shape[0] for name, a in arrays.items()}
         n = next(iter(sizes.values()))

@@ -50,6 +50,7 @@ class EvalDumpHook(tf.compat.v1.train.SessionRunHook):
         every_n_steps: int = 1,
         max_examples: int | None = None,
         class_names: Sequence[str] | None = None,
+        mask_class_names: Sequence[str] | None = None,
         box_format: str = "yxyx",
         box_coords: str = "normalized",
         step: int | Callable[[], int] | None = None,
@@ -73,6 +74,7 @@ class EvalDumpHook(tf.compat.v1.train.SessionRunHook):
         self._step = step
         self._writer_kwargs = dict(
             class_names=class_names,
+            mask_class_names=mask_class_names,
             box_format=box_format,
             box_coords=box_coords,
             max_examples=max_examples,
