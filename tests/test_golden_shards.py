@@ -1,0 +1,47 @@
+"""Format longevity: committed v1 shards (written under numpy 1.26 and 2.x) load and validate forever."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from exporter import open_run, validate_shard
+from exporter.shards import find_shard_files
+
+from golden_shards.make_golden import CLASS_NAMES, expected_arrays
+
+GOLDEN = Path(__file__).parent / "golden_shards" / "v1"
+WRITERS = {"numpy1": "1.", "numpy2": "2."}
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_golden_v1_shards_load_with_exact_arrays(writer):
+    run = open_run(GOLDEN / writer)
+    assert run.steps == [100, 200]
+    assert run.class_names == CLASS_NAMES
+    for step in run.steps:
+        shards = run.shards(step)
+        assert [len(s) for s in shards] == [5, 3]
+        assert shards[0].meta.format_version == "1.0"
+        assert shards[0].meta.versions["numpy"].startswith(WRITERS[writer])  # written by that numpy
+        got = {k: np.concatenate([b.arrays[k] for b in run.iter_batches(step)]) for k in shards[0].fields}
+        want = expected_arrays(step)
+        assert sorted(got) == sorted(want)
+        for key, value in want.items():
+            np.testing.assert_array_equal(got[key], value, err_msg=key)
+            assert got[key].dtype.kind == value.dtype.kind, key
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_golden_v1_shards_validate(writer):
+    files = find_shard_files(GOLDEN / writer)
+    assert len(files) == 4
+    assert [str(p) for f in files for p in validate_shard(f)] == []
+
+
+def test_plain_numpy_load_reads_every_golden_shard():
+    for f in find_shard_files(GOLDEN):
+        with np.load(f, allow_pickle=False) as npz:
+            assert "__meta__" in npz.files and npz["images"].dtype == np.uint8
