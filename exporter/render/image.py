@@ -1,0 +1,232 @@
+"""Where an image is normalised: any supported array → (H, W, 3) uint8 RGB.
+
+Layout guess (``layout=None``):
+
+* 2-d → ``HW`` (grey);
+* 3-d whose last dim is 1, 3 or 4 → ``HWC``;
+* else 3-d whose first dim is 1, 3 or 4 → ``CHW``;
+* anything else → RenderError asking for an explicit ``layout``.
+
+So a (3, 5, 3) array is read as HWC; pass ``layout="CHW"`` to say otherwise.
+
+Value range (``value_range=None``, decided after mean/std de-normalisation):
+
+* uint8 → [0, 255], uint16 → [0, 65535], bool → [0, 1];
+* floats and other integer dtypes, from the finite values: within [0, 1] →
+  [0, 1]; within [-1, 1] → [-1, 1]; within [0, 255] → [0, 255]; else their
+  min..max.
+
+``value_range`` may also be ``(lo, hi)`` or ``"minmax"``. Values are clipped to
+the range (never wrapped around): NaN → black, +inf → white, -inf → black.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, RenderError
+from ..schema import IMAGE_LAYOUTS
+
+ValueRange = str | tuple[float, float] | None
+Stat = float | Sequence[float] | None
+
+_CHANNELS = (1, 3, 4)
+
+
+def to_rgb_uint8(
+    image: np.ndarray,
+    *,
+    layout: str | None = None,
+    bgr: bool = False,
+    value_range: ValueRange = None,
+    mean: Stat = None,
+    std: Stat = None,
+) -> np.ndarray:
+    """Convert one image to a new C-contiguous (H, W, 3) uint8 RGB array.
+
+    ``mean``/``std`` (a number or one per input channel, in the input's channel
+    order) undo a normalisation first: ``x * std + mean``. Alpha is dropped,
+    grey is replicated, ``bgr=True`` swaps the channel order. The input is never
+    modified.
+
+    >>> to_rgb_uint8(np.array([[0.0, 0.5], [1.0, 300.0]]), value_range=(0, 255))[1, 1]
+    array([255, 255, 255], dtype=uint8)
+    """
+    return np.array(
+        _to_rgb(image, layout=layout, bgr=bgr, value_range=value_range, mean=mean, std=std),
+        copy=True,
+        order="C",
+    )
+
+
+def _to_rgb(
+    image: np.ndarray,
+    *,
+    layout: str | None,
+    bgr: bool,
+    value_range: ValueRange,
+    mean: Stat,
+    std: Stat,
+) -> np.ndarray:
+    """Like ``to_rgb_uint8`` but may return a read-only view of the input (the renderer copies anyway)."""
+    value_range = check_value_range(value_range)
+    arr = _check_array(image)
+    hwc = _as_hwc(arr, layout)
+    channels = hwc.shape[2]
+    # channel indices to keep, in output order: alpha dropped, BGR reversed
+    idx = [0] if channels == 1 else ([2, 1, 0] if bgr else [0, 1, 2])
+
+    fast = mean is None and std is None
+    if fast and hwc.dtype == np.uint8 and (value_range is None or _same_range(value_range, 0, 255)):
+        return _select(hwc, idx)
+    if fast and hwc.dtype == np.bool_ and value_range is None:
+        return _select(hwc, idx).view(np.uint8) * np.uint8(255)
+
+    work = np.float64 if hwc.dtype.itemsize >= 8 else np.float32
+    x = _select(hwc, idx).astype(work)  # a copy, which is modified in place below
+    # overflow to inf is fine here: inf is clipped to white like any value above the range
+    with np.errstate(over="ignore", invalid="ignore"):
+        if mean is not None or std is not None:
+            m = _stat(mean, "mean", channels, 0.0)[idx]
+            s = _stat(std, "std", channels, 1.0)[idx]
+            x *= s.astype(work)
+            x += m.astype(work)
+        lo, hi = _resolve_range(x, value_range, hwc.dtype, denormalised=not fast)
+        # halves keep hi - lo from overflowing for ranges near the float64 limits
+        scale = 127.5 / (hi * 0.5 - lo * 0.5)
+        x *= work(scale)
+        x += work(0.5 - lo * scale)  # +0.5: round to nearest when truncating below
+    np.clip(x, 0.0, 255.5, out=x)
+    if hwc.dtype.kind == "f" or not fast:  # only floats (or inf * 0 from std) can hold NaN
+        x[np.isnan(x)] = 0.0
+    return x.astype(np.uint8)
+
+
+def _check_array(image: np.ndarray) -> np.ndarray:
+    """The image as an ndarray of a drawable dtype, or RenderError."""
+    try:
+        arr = np.asarray(image)
+    except (TypeError, ValueError) as exc:
+        raise RenderError(f"image must be a numeric array, could not convert {type(image).__name__}: {exc}") from None
+    if not (arr.dtype == np.bool_ or np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise RenderError(
+            f"image must be a real numeric or bool array (uint8, uint16, int, float, bool), got dtype {arr.dtype}"
+        )
+    if arr.ndim not in (2, 3):
+        raise RenderError(
+            f"image must be 2-d (H, W) or 3-d (H, W, C) / (C, H, W), got {arr.ndim}-d shape {arr.shape}"
+            + ("; pass one example, not a batch" if arr.ndim == 4 else "")
+        )
+    if arr.size == 0:
+        raise RenderError(f"image is empty: shape {arr.shape}")
+    return arr
+
+
+def _as_hwc(arr: np.ndarray, layout: str | None) -> np.ndarray:
+    """A (H, W, C) view of ``arr`` following ``layout`` or the guess rule in the module docstring."""
+    if layout is not None and layout not in IMAGE_LAYOUTS:
+        raise ConfigError(f"layout must be one of {', '.join(IMAGE_LAYOUTS)} or None, got {layout!r}")
+    if layout is None:
+        if arr.ndim == 2:
+            layout = "HW"
+        elif arr.shape[2] in _CHANNELS:
+            layout = "HWC"
+        elif arr.shape[0] in _CHANNELS:
+            layout = "CHW"
+        else:
+            raise RenderError(
+                f"cannot guess the layout of an image of shape {arr.shape}: neither the last nor the first "
+                "dim is 1, 3 or 4 channels; pass layout='HWC' or 'CHW'"
+            )
+    expected_ndim = 2 if layout == "HW" else 3
+    if arr.ndim != expected_ndim:
+        raise RenderError(f"layout {layout!r} needs a {expected_ndim}-d image, got shape {arr.shape}")
+    if layout == "HW":
+        return arr[:, :, None]
+    hwc = arr.transpose(1, 2, 0) if layout == "CHW" else arr
+    if hwc.shape[2] not in _CHANNELS:
+        raise RenderError(
+            f"image with layout {layout!r} must have 1, 3 or 4 channels, got {hwc.shape[2]} (shape {arr.shape})"
+        )
+    return hwc
+
+
+def _select(hwc: np.ndarray, idx: list[int]) -> np.ndarray:
+    """Channels ``idx`` of ``hwc`` as (H, W, 3): a view for RGB, broadcast for grey (read-only)."""
+    if len(idx) == 1:
+        return np.broadcast_to(hwc[:, :, :1], (*hwc.shape[:2], 3))
+    if idx == [0, 1, 2]:
+        return hwc[:, :, :3]
+    return hwc[:, :, 2::-1]
+
+
+def _stat(value: Stat, name: str, channels: int, default: float) -> np.ndarray:
+    """``mean``/``std`` as a float64 array with one value per input channel."""
+    if value is None:
+        return np.full(channels, default)
+    v = np.asarray(value, dtype=np.float64).reshape(-1)
+    if v.size == 1:
+        v = np.repeat(v, channels)
+    if v.size != channels:
+        raise RenderError(f"{name} has {v.size} values but the image has {channels} channels; give 1 or {channels}")
+    if not np.all(np.isfinite(v)):
+        raise RenderError(f"{name} must be finite, got {value!r}")
+    return v
+
+
+def _same_range(value_range: ValueRange, lo: float, hi: float) -> bool:
+    return isinstance(value_range, tuple) and value_range == (lo, hi)
+
+
+def check_value_range(value_range: ValueRange) -> ValueRange:
+    """Validate a ``value_range`` option: None, ``"minmax"`` or a finite ``(lo, hi)`` with lo < hi."""
+    if value_range is None or value_range == "minmax":
+        return value_range
+    if isinstance(value_range, str):
+        raise ConfigError(f"value_range must be None, 'minmax' or (low, high), got {value_range!r}")
+    try:
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise ConfigError(f"value_range must be None, 'minmax' or (low, high), got {value_range!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ConfigError(f"value_range (low, high) must be finite with low < high, got {value_range!r}")
+    return (lo, hi)
+
+
+def _resolve_range(
+    x: np.ndarray, value_range: ValueRange, dtype: np.dtype, *, denormalised: bool
+) -> tuple[float, float]:
+    """The (lo, hi) that maps to (0, 255), following the rule in the module docstring."""
+    if isinstance(value_range, tuple):
+        return value_range
+    if value_range is None and not denormalised:
+        if dtype == np.uint8:
+            return 0.0, 255.0
+        if dtype == np.uint16:
+            return 0.0, 65535.0
+        if dtype == np.bool_:
+            return 0.0, 1.0
+    lo, hi = _finite_min_max(x)
+    if value_range is None:
+        if lo >= 0 and hi <= 1:
+            return 0.0, 1.0
+        if lo >= -1 and hi <= 1:
+            return -1.0, 1.0
+        if lo >= 0 and hi <= 255:
+            return 0.0, 255.0
+    if not hi > lo:  # constant image: draw it black rather than divide by zero
+        hi = lo + max(1.0, abs(lo))  # (lo + 1 == lo for |lo| >= 2**53)
+    return lo, hi
+
+
+def _finite_min_max(x: np.ndarray) -> tuple[float, float]:
+    """Min and max of the finite values of ``x`` ((0, 1) if there are none)."""
+    lo, hi = float(x.min()), float(x.max())
+    if np.isfinite(lo) and np.isfinite(hi):
+        return lo, hi
+    finite = x[np.isfinite(x)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    return float(finite.min()), float(finite.max())

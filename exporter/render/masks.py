@@ -1,0 +1,129 @@
+"""Semantic class maps blended over an image with per-class colours."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError, RenderError
+from .colors import PALETTE_LUT
+
+
+def blend_mask(
+    rgb: np.ndarray,
+    mask: np.ndarray,
+    *,
+    alpha: float = 0.5,
+    background: int | None = 0,
+    outline: bool = False,
+) -> np.ndarray:
+    """Return a new (H, W, 3) uint8 image: ``rgb`` with the class map ``mask`` blended over it.
+
+    Pixels of class ``background`` are left alone (None draws every class);
+    ``outline=True`` also paints the class boundary pixels opaque. A mask of
+    another size is resized to the image (nearest neighbour). Non-finite values
+    in a float mask count as background.
+
+    >>> img = np.zeros((2, 2, 3), np.uint8)
+    >>> blend_mask(img, np.array([[0, 1], [1, 1]]), alpha=1.0)[0].tolist()
+    [[0, 0, 0], [60, 180, 75]]
+    """
+    out = np.array(rgb, dtype=np.uint8, copy=True)
+    if out.ndim != 3 or out.shape[2] != 3:
+        raise RenderError(f"rgb must be an (H, W, 3) uint8 image, got shape {out.shape}")
+    blend_into(out, mask, alpha=alpha, background=background, outline=outline)
+    return out
+
+
+def check_alpha(alpha: float) -> float:
+    """``alpha`` as a float in [0, 1], or ConfigError."""
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise ConfigError(f"mask alpha must be a number in [0, 1], got {alpha!r}") from None
+    if not 0.0 <= a <= 1.0:
+        raise ConfigError(f"mask alpha must be in [0, 1], got {alpha!r}")
+    return a
+
+
+def blend_into(
+    region: np.ndarray,
+    mask: np.ndarray,
+    *,
+    alpha: float,
+    background: int | None,
+    outline: bool,
+    outline_width: int = 1,
+    name: str = "mask",
+) -> None:
+    """Blend ``mask`` into ``region`` in place; the renderer uses it on its own canvas."""
+    a = round(check_alpha(alpha) * 256)
+    h, w = region.shape[:2]
+    classes, drawn = class_map(mask, name, background)
+    classes, drawn = resize_nearest(classes, h, w), resize_nearest(drawn, h, w)
+    if a > 0:
+        colors = PALETTE_LUT[classes[drawn] % len(PALETTE_LUT)].astype(np.uint16)
+        px = region[drawn].astype(np.uint16)
+        region[drawn] = ((px * (256 - a) + colors * a + 128) >> 8).astype(np.uint8)
+    if outline:
+        keyed = np.where(drawn, classes, np.iinfo(np.int64).min)  # background differs from every class
+        edge = boundary(keyed) & drawn
+        if outline_width > 1:
+            edge = _thicken(edge, keyed, outline_width - 1)
+        region[edge] = PALETTE_LUT[classes[edge] % len(PALETTE_LUT)]
+
+
+def class_map(mask: np.ndarray, name: str, background: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """``mask`` as (H, W) int64 class ids plus the bool map of pixels to draw."""
+    try:
+        m = np.asarray(mask)
+    except (TypeError, ValueError) as exc:
+        raise RenderError(f"{name} must be an (H, W) integer class map: {exc}") from None
+    if m.ndim == 3 and 1 in (m.shape[0], m.shape[2]):
+        m = m.reshape(m.shape[1:] if m.shape[0] == 1 else m.shape[:2])
+    if m.ndim != 2 or m.size == 0:
+        raise RenderError(f"{name} must be a non-empty 2-d (H, W) class map, got shape {m.shape}")
+    if m.dtype == np.bool_ or np.issubdtype(m.dtype, np.integer):
+        classes = m.astype(np.int64)
+        drawn = np.ones(m.shape, dtype=bool) if background is None else classes != background
+    elif np.issubdtype(m.dtype, np.floating):
+        finite = np.isfinite(m)
+        classes = np.where(finite, np.clip(m, -(2.0**62), 2.0**62), 0).astype(np.int64)
+        drawn = finite if background is None else finite & (classes != background)
+    else:
+        raise RenderError(f"{name} must hold integer class ids, got dtype {m.dtype}")
+    return classes, drawn
+
+
+def resize_nearest(a: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Resize a 2-d array to (h, w) by nearest neighbour (a no-op when the size already matches)."""
+    if a.shape == (h, w):
+        return a
+    rows = np.arange(h) * a.shape[0] // h
+    cols = np.arange(w) * a.shape[1] // w
+    return a[rows[:, None], cols[None, :]]
+
+
+def boundary(classes: np.ndarray) -> np.ndarray:
+    """Bool map of pixels whose 4-neighbourhood holds another class."""
+    edge = np.zeros(classes.shape, dtype=bool)
+    dx = classes[:, 1:] != classes[:, :-1]
+    dy = classes[1:, :] != classes[:-1, :]
+    edge[:, 1:] |= dx
+    edge[:, :-1] |= dx
+    edge[1:, :] |= dy
+    edge[:-1, :] |= dy
+    return edge
+
+
+def _thicken(edge: np.ndarray, keyed: np.ndarray, steps: int) -> np.ndarray:
+    """Grow ``edge`` by ``steps`` pixels into the same class, so outlines stay visible on big images."""
+    same_x = keyed[:, 1:] == keyed[:, :-1]
+    same_y = keyed[1:, :] == keyed[:-1, :]
+    for _ in range(steps):
+        grown = edge.copy()
+        grown[:, 1:] |= edge[:, :-1] & same_x
+        grown[:, :-1] |= edge[:, 1:] & same_x
+        grown[1:, :] |= edge[:-1, :] & same_y
+        grown[:-1, :] |= edge[1:, :] & same_y
+        edge = grown
+    return edge

@@ -1,0 +1,194 @@
+"""Golden images: the renderer's output compared pixel for pixel with PNGs under tests/golden/.
+
+Regenerate after an intended change with::
+
+    SUMMARY_EXPORTER_REGEN_GOLDEN=1 python -m pytest tests/render/test_golden.py
+
+and look at the PNGs before committing them. Font rasterisation can change
+between Pillow versions, so the tests skip when Pillow's major.minor differs
+from the one in tests/golden/PILLOW_VERSION.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import PIL
+import pytest
+from PIL import Image, ImageChops
+
+from exporter.render import RenderOptions, render_confusion_matrix, render_example, render_grid
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+REGEN = os.environ.get("SUMMARY_EXPORTER_REGEN_GOLDEN") == "1"
+PILLOW = ".".join(PIL.__version__.split(".")[:2])
+_version_file = GOLDEN / "PILLOW_VERSION"
+RECORDED = _version_file.read_text().strip() if _version_file.exists() else None
+
+pytestmark = pytest.mark.skipif(
+    not REGEN and RECORDED != PILLOW,
+    reason=f"golden images were made with Pillow {RECORDED}, this is Pillow {PILLOW} "
+    "(font rasterisation may differ); regenerate with SUMMARY_EXPORTER_REGEN_GOLDEN=1",
+)
+
+_written: set[str] = set()
+
+
+def check_golden(name: str, img: Image.Image) -> None:
+    """Compare with tests/golden/<name>.png; in regen mode write it (once per run, later calls compare)."""
+    path = GOLDEN / f"{name}.png"
+    if REGEN and name not in _written:
+        GOLDEN.mkdir(exist_ok=True)
+        img.save(path, optimize=True)
+        _version_file.write_text(PILLOW + "\n")
+        _written.add(name)
+        return
+    if not path.exists():
+        pytest.fail(f"no golden image {path}; create it with SUMMARY_EXPORTER_REGEN_GOLDEN=1")
+    with Image.open(path) as f:
+        expected = f.convert("RGB")
+    assert img.mode == "RGB"
+    assert img.size == expected.size, f"{name}: size {img.size} but the golden image is {expected.size}"
+    diff = ImageChops.difference(img, expected).getbbox()
+    assert diff is None, (
+        f"{name}: differs from {path} inside {diff}; if the change is intended, regenerate with "
+        "SUMMARY_EXPORTER_REGEN_GOLDEN=1 and look at the image"
+    )
+
+
+H, W = 48, 64  # x values are whole pixels and y values multiples of 3, so every format is exact in float
+CLASSES = ["background", "cat", "dog", "bird", "car"]
+
+
+def scene() -> np.ndarray:
+    """A deterministic 48x64 RGB test picture: a gradient with two flat shapes."""
+    y, x = np.mgrid[0:H, 0:W]
+    img = np.stack([40 + x * 2, 60 + y * 2, 160 - x], axis=-1).astype(np.uint8)
+    img[6:30, 8:40] = (200, 160, 90)
+    img[27:42, 34:58] = (70, 90, 150)
+    return img
+
+
+def express(xyxy: list[list[float]], box_format: str, box_coords: str) -> np.ndarray:
+    """Pixel xyxy boxes written in another format and coord mode (the inverse of to_pixel_xyxy)."""
+    b = np.array(xyxy, dtype=np.float64)
+    x1, y1, x2, y2 = b.T
+    if box_format == "yxyx":
+        out = np.stack([y1, x1, y2, x2], 1)
+    elif box_format == "xyxy":
+        out = b
+    elif box_format == "xywh":
+        out = np.stack([x1, y1, x2 - x1, y2 - y1], 1)
+    else:
+        out = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], 1)
+    if box_coords == "normalized":
+        scale = [H, W, H, W] if box_format == "yxyx" else [W, H, W, H]
+        out = out / np.array(scale, dtype=np.float64)
+    return out.astype(np.float32)
+
+
+PRED = [[8, 6, 40, 30], [32, 24, 60, 42]]
+GT = [[10, 9, 40, 33]]
+
+
+@pytest.mark.parametrize("box_coords", ["normalized", "pixels"])
+@pytest.mark.parametrize("box_format", ["yxyx", "xyxy", "xywh", "cxcywh"])
+def test_every_box_format_draws_the_same_picture(box_format, box_coords):
+    example = {
+        "images": scene(),
+        "boxes": express(PRED, box_format, box_coords),
+        "box_labels": np.array([1, 2]),
+        "box_scores": np.array([0.93, 0.61], np.float32),
+        "gt_boxes": express(GT, box_format, box_coords),
+        "gt_box_labels": np.array([1]),
+    }
+    options = RenderOptions(class_names=CLASSES, box_format=box_format, box_coords=box_coords)
+    check_golden("boxes", render_example(example, options))  # one file for all 8 ways
+
+
+def digit() -> np.ndarray:
+    """A 28x28 float 'seven' in [0, 1], MNIST-like."""
+    img = np.zeros((28, 28), np.float32)
+    img[6:9, 7:21] = 1.0
+    for i in range(14):
+        img[9 + i, 18 - i // 2 : 21 - i // 2] = 0.8
+    return img
+
+
+@pytest.mark.parametrize(
+    "name, pred, probs",
+    [
+        ("caption_right", 7, [0.01, 0.02, 0.01, 0.01, 0.01, 0.01, 0.01, 0.9, 0.01, 0.01]),
+        ("caption_wrong", 1, [0.01, 0.6, 0.01, 0.01, 0.01, 0.01, 0.01, 0.33, 0.01, 0.0]),
+    ],
+)
+def test_classification_caption(name, pred, probs):
+    example = {
+        "images": digit(),
+        "labels": np.int64(7),
+        "pred_labels": np.int64(pred),
+        "pred_scores": np.float32(max(probs)),
+        "probs": np.array(probs, np.float32),
+        "ids": np.int64(1234),
+    }
+    check_golden(name, render_example(example, RenderOptions(class_names=[str(i) for i in range(10)], topk=3)))
+
+
+def class_map() -> np.ndarray:
+    """A 24x32 class map (half the image size): background, a cat square, a dog square, a bird strip."""
+    m = np.zeros((24, 32), np.int32)
+    m[3:15, 4:20] = 1
+    m[13:21, 17:29] = 2
+    m[0:3, :] = 3
+    return m
+
+
+def test_masks_with_outline():
+    example = {"images": scene(), "masks": class_map()}
+    check_golden("masks_outline", render_example(example, RenderOptions(mask_outline=True, mask_alpha=0.4)))
+
+
+def test_side_by_side():
+    gt_mask = class_map()
+    pred_mask = np.roll(gt_mask, 2, axis=1)
+    example = {
+        "images": scene(),
+        "boxes": express(PRED, "yxyx", "normalized"),
+        "box_labels": np.array([1, 2]),
+        "box_scores": np.array([0.93, 0.61], np.float32),
+        "gt_boxes": express(GT + [[34, 27, 58, 42]], "yxyx", "normalized"),
+        "gt_box_labels": np.array([1, 4]),
+        "masks": pred_mask,
+        "gt_masks": gt_mask,
+    }
+    check_golden("side_by_side", render_example(example, RenderOptions(class_names=CLASSES, side_by_side=True)))
+
+
+def test_true_and_false_positives():
+    example = {
+        "images": scene(),
+        "boxes": express([[8, 6, 40, 30], [9, 6, 40, 33], [44, 3, 62, 15]], "xyxy", "pixels"),
+        "box_labels": np.array([1, 1, 2]),
+        "box_scores": np.array([0.95, 0.7, 0.55], np.float32),
+        "gt_boxes": express([[10, 9, 40, 33], [34, 27, 58, 42]], "xyxy", "pixels"),
+        "gt_box_labels": np.array([1, 4]),
+    }
+    options = RenderOptions(class_names=CLASSES, box_format="xyxy", box_coords="pixels", match_iou=0.5)
+    check_golden("match", render_example(example, options))
+
+
+def test_grid():
+    options = RenderOptions(min_size=64, class_names=CLASSES)
+    cells = [
+        render_example({"images": scene(), "labels": np.int64(1), "pred_labels": np.int64(1)}, options),
+        render_example({"images": digit()}, options),
+        render_example({"images": scene()[::2, ::2], "masks": class_map()}, options),
+    ]
+    check_golden("grid", render_grid(cells))
+
+
+def test_confusion_matrix():
+    matrix = np.array([[50, 2, 3, 0], [4, 40, 6, 1], [0, 5, 45, 2], [1, 1, 0, 60]])
+    check_golden("confusion_matrix", render_confusion_matrix(matrix, ["cat", "dog", "bird", "airplane"]))
