@@ -11,17 +11,19 @@ EXTRAS_tf215 := estimator,fast,dev
 EXTRAS_tf221 := keras,fast,dev
 EXTRAS_core := fast,dev
 
-.PHONY: demo test envs bench clean $(addprefix test-,$(ENVS))
+.PHONY: demo test envs bench browser clean $(addprefix test-,$(ENVS))
 
 demo: .venv/tf215/.ready
 	.venv/tf215/bin/summary-exporter demo demo_out
 
-test: $(addprefix test-,$(ENVS))
+test: browser $(addprefix test-,$(ENVS))
 	@echo "all test environments passed: $(ENVS)"
 
-test-%: .venv/%/.ready
+$(addprefix test-,$(ENVS)): test-%: .venv/%/.ready browser
 	@echo "=== tests in .venv/$* ==="
 	SUMMARY_EXPORTER_TEST_ENV=$* .venv/$*/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+.PRECIOUS: .venv/%/.ready
 
 envs: $(addprefix .venv/,$(addsuffix /.ready,$(ENVS)))
 
@@ -30,6 +32,14 @@ envs: $(addprefix .venv/,$(addsuffix /.ready,$(ENVS)))
 	$(PYTHON) -m venv .venv/$*
 	.venv/$*/bin/pip install $(PIP_FLAGS) -e ".[$(EXTRAS_$*)]"
 	touch $@
+
+# Headless Chromium for the TensorBoard dashboard screenshot test (Debian's package; root + apt-get needed).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser test ..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: chromium not installed, the browser screenshot test will be skipped"; fi; }
 
 bench: .venv/tf215/.ready
 	.venv/tf215/bin/summary-exporter bench

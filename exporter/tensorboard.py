@@ -1,0 +1,324 @@
+"""Rendered images and numbers → TensorBoard event files (tensorboardX, no TensorFlow).
+
+Two pieces, both free of drawing:
+
+* ``encode_image`` turns a rendered image into PNG or JPEG bytes (PNG through
+  ``fpng`` when it is installed, else Pillow at a fast compression level);
+* ``EventWriter`` writes pre-encoded images, scalars and PR curves as events
+  with an explicit step and wall time.
+
+TensorBoard drops ("purges") events written after an older step arrives, so an
+``EventWriter`` refuses a step older than one it already wrote: callers order
+their work by step.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import io
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import ConfigError, MissingDependencyError
+
+#: Suffix of every event file this package writes; how ``export`` recognises its own files.
+EVENT_FILE_SUFFIX = ".summary-exporter"
+EVENT_FILE_GLOB = "events.out.tfevents.*" + EVENT_FILE_SUFFIX
+
+#: How many samples per tag TensorBoard keeps unless ``--samples_per_plugin`` says otherwise.
+TENSORBOARD_SAMPLES = {"images": 10, "pr_curves": 100, "scalars": 1000}
+
+IMAGE_FORMATS = ("png", "jpeg")
+PNG_ENCODERS = ("auto", "fpng", "pillow")
+PR_CURVE_THRESHOLDS = 127  # tensorboardX's (and TensorBoard's) maximum
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+@functools.lru_cache(maxsize=1)
+def _fpng() -> Any:
+    """The ``fpng`` module, or None when it is not installed (or cannot load on this CPU)."""
+    try:
+        import fpng
+    except Exception:  # noqa: BLE001 - an optional accelerator must never break export
+        return None
+    return fpng
+
+
+def fpng_available() -> bool:
+    return _fpng() is not None
+
+
+def png_encoder_name(encoder: str = "auto") -> str:
+    """The PNG encoder ``encoder`` resolves to on this machine: ``"fpng"`` or ``"pillow"``."""
+    if encoder not in PNG_ENCODERS:
+        raise ConfigError(f"png encoder must be one of {', '.join(PNG_ENCODERS)}, got {encoder!r}")
+    if encoder == "auto":
+        return "fpng" if fpng_available() else "pillow"
+    if encoder == "fpng" and not fpng_available():
+        raise MissingDependencyError("fpng is needed for png_encoder='fpng': pip install 'summary-exporter[fast]'")
+    return encoder
+
+
+def _as_pil(image: Any):
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return image
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+        raise ConfigError(
+            f"encode_image takes a PIL image or a uint8 (H, W), (H, W, 1|3|4) array, "
+            f"but got {arr.dtype} {arr.shape}; render it first (exporter.render)"
+        )
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    return Image.fromarray(np.ascontiguousarray(arr))
+
+
+def encode_image(image: Any, fmt: str = "png", quality: int = 90, *, png_encoder: str = "auto") -> bytes:
+    """Encode a PIL image or uint8 array as PNG or JPEG bytes.
+
+    PNG uses ``fpng`` when importable (``png_encoder="auto"``), else Pillow with
+    ``compress_level=1``: both much faster than Pillow's default, for files
+    somewhat larger. JPEG always uses Pillow at ``quality``.
+
+    >>> data = encode_image(np.zeros((4, 6, 3), np.uint8))
+    >>> data[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
+    True
+    """
+    if fmt not in IMAGE_FORMATS:
+        raise ConfigError(f"image format must be one of {', '.join(IMAGE_FORMATS)}, got {fmt!r}")
+    img = _as_pil(image)
+    buf = io.BytesIO()
+    if fmt == "jpeg":
+        if img.mode not in ("RGB", "L"):
+            img = img.convert("RGB")
+        img.save(buf, format="JPEG", quality=int(quality))
+        return buf.getvalue()
+    if png_encoder_name(png_encoder) == "fpng":
+        if img.mode not in ("RGB", "RGBA"):  # fpng writes 24- or 32-bit pixels only
+            img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
+        return _fpng().from_ndarray(np.ascontiguousarray(np.asarray(img)))
+    img.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def image_colorspace(image: Any) -> int:
+    """TensorBoard's colorspace code of a PIL image: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA."""
+    return {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}.get(_as_pil(image).mode, 3)
+
+
+# --------------------------------------------------------------------------- PR curves
+
+
+class PRCurveCounts:
+    """Per-class precision-recall counts accumulated batch by batch (bounded memory).
+
+    The buckets are those of ``tensorboardX.summary.compute_curve`` (TensorBoard's
+    own definition), summed over batches, so the curve equals ``add_pr_curve``
+    called once on every example of the step.
+    """
+
+    def __init__(self, num_thresholds: int = PR_CURVE_THRESHOLDS):
+        if not 2 <= num_thresholds <= PR_CURVE_THRESHOLDS:
+            raise ConfigError(f"num_thresholds must be in 2..{PR_CURVE_THRESHOLDS}, got {num_thresholds}")
+        self.num_thresholds = num_thresholds
+        self.tp = np.zeros((0, num_thresholds), np.float64)
+        self.fp = np.zeros((0, num_thresholds), np.float64)
+
+    @property
+    def num_classes(self) -> int:
+        return self.tp.shape[0]
+
+    def add(self, probs: np.ndarray, labels: np.ndarray) -> None:
+        """Add (N, K) probabilities and (N,) true class ids; scores outside [0, 1] are clipped."""
+        probs = np.asarray(probs, np.float64)
+        labels = np.asarray(labels).astype(np.int64, copy=False)
+        if probs.ndim != 2 or labels.shape != probs.shape[:1]:
+            raise ConfigError(f"probs must be (N, K) and labels (N,), but got {probs.shape} and {labels.shape}")
+        k = probs.shape[1]
+        if k > self.num_classes:
+            grow = ((0, k - self.num_classes), (0, 0))
+            self.tp, self.fp = np.pad(self.tp, grow), np.pad(self.fp, grow)
+        t = self.num_thresholds
+        buckets = np.floor(np.clip(np.nan_to_num(probs), 0.0, 1.0) * (t - 1)).astype(np.int64)
+        positive = labels[:, None] == np.arange(k)[None, :]
+        flat = buckets + np.arange(k)[None, :] * t  # one histogram per class, in one bincount
+        self.tp[:k] += np.bincount(flat[positive], minlength=k * t).reshape(k, t)
+        self.fp[:k] += np.bincount(flat[~positive], minlength=k * t).reshape(k, t)
+
+    def curve(self, k: int) -> np.ndarray:
+        """(6, T) rows tp, fp, tn, fn, precision, recall of class ``k`` (TensorBoard's layout)."""
+        tp = np.cumsum(self.tp[k, ::-1])[::-1]
+        fp = np.cumsum(self.fp[k, ::-1])[::-1]
+        tn = fp[0] - fp
+        fn = tp[0] - tp
+        precision = tp / np.maximum(1e-7, tp + fp)
+        recall = tp / np.maximum(1e-7, tp + fn)
+        return np.stack((tp, fp, tn, fn, precision, recall))
+
+
+# --------------------------------------------------------------------------- events
+
+
+class EventWriter:
+    """Write events to one new event file in ``logdir``, step by step in ascending order.
+
+    Writes go straight to the file on the caller's thread (tensorboardX's
+    ``EventsWriter``), so a full disk raises here instead of being lost in a
+    background thread.
+
+    >>> with EventWriter("tb/eval") as w:                                        # doctest: +SKIP
+    ...     w.add_image("examples/cat1", encode_image(img), height=224, width=224, step=100, walltime=t)
+    ...     w.add_scalar("metrics/accuracy", 0.91, step=100, walltime=t)
+    """
+
+    def __init__(self, logdir: str | os.PathLike, *, filename_suffix: str = EVENT_FILE_SUFFIX):
+        from tensorboardX.event_file_writer import EventsWriter
+
+        self.logdir = Path(logdir)
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        before = set(os.listdir(self.logdir))
+        self._writer = EventsWriter(str(self.logdir / "events"), filename_suffix)
+        # tensorboardX names the file (time, host, suffix); find it rather than rely on a private attribute.
+        new = sorted(n for n in set(os.listdir(self.logdir)) - before if n.endswith(filename_suffix))
+        if len(new) != 1:
+            self._writer.close()
+            raise ConfigError(f"{self.logdir}: could not tell which event file was just created ({new})")
+        self.path = self.logdir / new[0]
+        self.last_step: int | None = None
+        self.counts: dict[str, collections.Counter] = {p: collections.Counter() for p in TENSORBOARD_SAMPLES}
+        self.events = 0
+        self._closed = False
+
+    # ---------------------------------------------------------------- records
+
+    def _add(self, summary: Any, step: int, walltime: float | None) -> None:
+        from tensorboardX.proto import event_pb2
+
+        if self._closed:
+            raise ConfigError(f"{self.path}: the event writer is closed")
+        step = int(step)
+        if self.last_step is not None and step < self.last_step:
+            raise ConfigError(
+                f"{self.path}: step {step} written after step {self.last_step}; TensorBoard would drop the "
+                "newer events, so write steps in ascending order"
+            )
+        self.last_step = step
+        event = event_pb2.Event(summary=summary, step=step)
+        if walltime is not None:
+            event.wall_time = float(walltime)
+        else:
+            import time
+
+            event.wall_time = time.time()
+        self._writer.write_event(event)
+        self.events += 1
+
+    def add_image(
+        self,
+        tag: str,
+        encoded: bytes,
+        *,
+        height: int,
+        width: int,
+        step: int,
+        walltime: float | None = None,
+        colorspace: int = 3,
+    ) -> None:
+        """One pre-encoded PNG/JPEG under ``tag`` at ``step``."""
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        image = Summary.Image(
+            height=int(height), width=int(width), colorspace=int(colorspace), encoded_image_string=bytes(encoded)
+        )
+        self._add(Summary(value=[Summary.Value(tag=tag, image=image)]), step, walltime)
+        self.counts["images"][tag] += 1
+
+    def add_scalar(self, tag: str, value: float, *, step: int, walltime: float | None = None) -> None:
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        self._add(Summary(value=[Summary.Value(tag=tag, simple_value=float(value))]), step, walltime)
+        self.counts["scalars"][tag] += 1
+
+    def add_pr_curve(
+        self,
+        tag: str,
+        labels: np.ndarray,
+        predictions: np.ndarray,
+        *,
+        step: int,
+        walltime: float | None = None,
+        num_thresholds: int = PR_CURVE_THRESHOLDS,
+    ) -> None:
+        """A PR curve from binary ``labels`` and ``predictions`` in [0, 1] (tensorboardX's ``pr_curve``)."""
+        from tensorboardX.summary import pr_curve
+
+        summary = pr_curve(tag, np.asarray(labels), np.asarray(predictions, np.float64), num_thresholds)
+        self._add(summary, step, walltime)
+        self.counts["pr_curves"][tag] += 1
+
+    def add_pr_curves(
+        self, tags: Sequence[str], counts: PRCurveCounts, *, step: int, walltime: float | None = None
+    ) -> None:
+        """One PR curve per class from accumulated counts; ``tags[k]`` names class ``k``."""
+        from tensorboardX.summary import pr_curve_raw
+
+        for k in range(min(len(tags), counts.num_classes)):
+            tp, fp, tn, fn, precision, recall = counts.curve(k)
+            summary = pr_curve_raw(tags[k], tp, fp, tn, fn, precision, recall, counts.num_thresholds)
+            self._add(summary, step, walltime)
+            self.counts["pr_curves"][tags[k]] += 1
+
+    # ---------------------------------------------------------------- reporting
+
+    def samples_needed(self) -> dict[str, int]:
+        """Plugins whose busiest tag holds more samples than TensorBoard keeps by default: ``{plugin: N}``."""
+        need = {}
+        for plugin, counter in self.counts.items():
+            most = max(counter.values(), default=0)
+            if most > TENSORBOARD_SAMPLES[plugin]:
+                need[plugin] = most
+        return need
+
+    def sample_warnings(self) -> list[str]:
+        """One message per plugin where TensorBoard would show only a sample of what was written."""
+        out = []
+        for plugin, n in self.samples_needed().items():
+            counter = self.counts[plugin]
+            over = [t for t, c in counter.items() if c > TENSORBOARD_SAMPLES[plugin]]
+            out.append(
+                f"{len(over)} {plugin} tag(s) hold up to {n} samples (e.g. '{sorted(over)[0]}'), but TensorBoard "
+                f"shows only {TENSORBOARD_SAMPLES[plugin]} per tag by default: start it with "
+                f"--samples_per_plugin {plugin}={n}"
+            )
+        return out
+
+    @property
+    def tags(self) -> set[str]:
+        return {t for counter in self.counts.values() for t in counter}
+
+    # ---------------------------------------------------------------- lifetime
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._writer.close()
+
+    def __enter__(self) -> "EventWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"EventWriter('{self.path}', events={self.events}, last_step={self.last_step})"

@@ -1,0 +1,396 @@
+"""export / render / inspect / validate end to end: ShardWriter shards in, TensorBoard's reader out."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from exporter import tags
+from exporter.api import ExportOptions, RunSummary, export, inspect, render, validate
+from exporter.errors import ConfigError, RunNotFoundError, ShardFieldError, ShardFormatError
+from exporter.render import RenderOptions, render_example
+from exporter.shards import find_shard_files
+from exporter.tensorboard import EVENT_FILE_SUFFIX
+from exporter.writer import ShardWriter
+
+CLASSES = ["cat", "dog", "bird", "fish", "cow", "owl", "bee"]
+K = len(CLASSES)
+STEPS = (100, 200, 300)
+N = 6  # examples per step, in shards of 4 and 2
+IDS = np.array(["../../etc/passwd", "/abs/path.jpg", "猫/1", "café", "img_0004", "C:\\x\\y"])
+
+
+def read_events(logdir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(logdir), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def decode(data: bytes) -> Image.Image:
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+def step_data(step: int, n: int = N, *, h: int = 24, w: int = 32) -> dict[str, np.ndarray]:
+    """One step's arrays: classification, detection and segmentation fields together."""
+    rng = np.random.default_rng(step)
+    probs = rng.dirichlet(np.ones(K), n).astype(np.float32)
+    labels = rng.integers(0, K, n)
+    pred = probs.argmax(1)
+    pred[::3] = labels[::3]  # some right, some wrong, not always the argmax
+    corners = np.sort(rng.random((n, 3, 2, 2)), axis=2)  # (N, M, [min, max], [y, x])
+    boxes = np.concatenate([corners[:, :, 0], corners[:, :, 1]], axis=-1).astype(np.float32)  # yxyx
+    return {
+        "images": rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8),
+        "labels": labels,
+        "pred_labels": pred,
+        "probs": probs,
+        "boxes": boxes,
+        "box_labels": rng.integers(0, K, (n, 3)),
+        "box_scores": rng.random((n, 3)).astype(np.float32),
+        "num_boxes": rng.integers(0, 4, n),
+        "gt_boxes": boxes[:, :2] * 0.9,
+        "gt_box_labels": rng.integers(0, K, (n, 2)),
+        "gt_num_boxes": np.full(n, 2),
+        "masks": rng.integers(0, K, (n, h, w)),
+        "gt_masks": rng.integers(0, K, (n, h, w)),
+        "ids": IDS[:n],
+    }
+
+
+def write_step(root: Path, step: int, data: dict, **kwargs) -> None:
+    kwargs.setdefault("class_names", CLASSES)
+    kwargs.setdefault("examples_per_shard", 4)
+    with ShardWriter(root, step=step, **kwargs) as w:
+        w.add(**data)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("run") / "shards"
+    for step in (300, 100, 200):  # written out of order: export sorts by step
+        write_step(root, step, step_data(step))
+    return root
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir, tmp_path_factory):
+    logdir = tmp_path_factory.mktemp("tb") / "eval"
+    report = export(run_dir, logdir, ExportOptions(grid=True))
+    return report, read_events(logdir)
+
+
+def image_steps(acc) -> dict[str, list[int]]:
+    return {t: [e.step for e in acc.Images(t)] for t in acc.Tags()["images"]}
+
+
+# --------------------------------------------------------------------------- export
+
+
+def test_export_writes_one_tag_per_example_with_steps_ascending(exported, run_dir):
+    report, acc = exported
+    example_tags = {tags.example_tag("examples", i) for i in IDS}
+    expected = example_tags | {"examples_grid", "metrics/confusion_matrix"}
+    assert set(acc.Tags()["images"]) == expected
+    for tag, steps in image_steps(acc).items():
+        assert steps == list(STEPS), tag
+    assert all("/" not in t.split("/", 1)[1] for t in example_tags)
+    assert report.steps == list(STEPS)
+    assert report.images == len(expected) * len(STEPS)
+    assert report.tags == len(expected) + 2 + K  # + accuracy, top-5, one PR curve per class
+    assert report.bad == [] and report.warnings == []
+    assert report.tensorboard_command == f"tensorboard --logdir {report.logdir}"
+
+
+def test_walltime_is_when_the_shards_were_written(exported, run_dir):
+    _, acc = exported
+    created = {}
+    from exporter.shards import Shard
+
+    for f in find_shard_files(run_dir):
+        s = Shard(f)
+        created.setdefault(s.step, []).append(s.meta.created)
+    for e in acc.Images(tags.example_tag("examples", IDS[0])):
+        assert e.wall_time == pytest.approx(created[e.step][0])
+
+
+def test_decoded_images_are_the_rendered_overlays(exported):
+    _, acc = exported
+    data = step_data(200)
+    options = RenderOptions(class_names=CLASSES)
+    for row in (0, 5):  # one from each shard of the step
+        (event,) = [e for e in acc.Images(tags.example_tag("examples", IDS[row])) if e.step == 200]
+        img = decode(event.encoded_image_string)
+        expected = render_example({k: v[row] for k, v in data.items()}, options)
+        assert img.size == expected.size == (event.width, event.height)
+        assert np.array_equal(np.asarray(img.convert("RGB")), np.asarray(expected))
+        assert expected.width >= 32 and expected.height > 24  # drawn larger than the 32x24 input, with a caption
+    grid = decode(acc.Images("examples_grid")[0].encoded_image_string)
+    assert grid.width > 2 * expected.width and grid.height > 2 * expected.height  # 6 cells, 3 x 2
+
+
+def test_accuracy_and_topk_match_an_independent_computation(exported):
+    _, acc = exported
+    accuracy = {e.step: e.value for e in acc.Scalars("metrics/accuracy")}
+    top5 = {e.step: e.value for e in acc.Scalars("metrics/top5_accuracy")}
+    for step in STEPS:
+        d = step_data(step)
+        assert accuracy[step] == pytest.approx(np.mean(d["pred_labels"] == d["labels"]))
+        ranked = np.argsort(-d["probs"], axis=1)[:, :5]
+        assert top5[step] == pytest.approx(np.mean([l in r for l, r in zip(d["labels"], ranked)]))
+    assert [e.step for e in acc.Scalars("metrics/accuracy")] == list(STEPS)
+
+
+def test_pr_curve_per_class_and_a_confusion_matrix_per_step(exported):
+    from tensorboard.util import tensor_util
+
+    _, acc = exported
+    assert sorted(acc.Tags()["tensors"]) == sorted(f"pr_curve/{c}" for c in CLASSES)
+    curves = acc.Tensors("pr_curve/dog")
+    assert [c.step for c in curves] == list(STEPS)
+    tp = tensor_util.make_ndarray(curves[0].tensor_proto)[0]
+    assert tp[0] == np.sum(step_data(100)["labels"] == CLASSES.index("dog"))  # threshold 0: every positive
+    cm = decode(acc.Images("metrics/confusion_matrix")[0].encoded_image_string)
+    assert cm.width > 50 and cm.height > 50
+
+
+def test_export_twice_leaves_one_copy_and_no_temp_folder(run_dir, tmp_path):
+    logdir = tmp_path / "tb"
+    logdir.mkdir()
+    foreign = logdir / "events.out.tfevents.123.host"  # another writer's file: left alone
+    foreign.write_bytes(b"")
+    first = export(run_dir, logdir)
+    counts = {t: len(v) for t, v in image_steps(read_events(logdir)).items()}
+    second = export(run_dir, logdir)
+    assert image_steps(read_events(logdir)) == {t: list(STEPS) for t in counts}
+    ours = sorted(logdir.glob("*" + EVENT_FILE_SUFFIX))
+    assert ours == [second.event_file] and foreign.exists()
+    assert sorted(os.listdir(tmp_path)) == ["tb"]  # the temporary folder beside the logdir is gone
+    assert first.images == second.images == sum(counts.values())
+
+
+def test_two_workers_write_the_same_events_as_one(run_dir, tmp_path):
+    one = export(run_dir, tmp_path / "one", ExportOptions(grid=True, workers=1, max_per_step=5))
+    two = export(run_dir, tmp_path / "two", ExportOptions(grid=True, workers=2, max_per_step=5), progress=True)
+    a, b = read_events(tmp_path / "one"), read_events(tmp_path / "two")
+    assert a.Tags() == b.Tags() and (one.images, one.tags, one.steps) == (two.images, two.tags, two.steps)
+    for tag in a.Tags()["images"]:
+        assert [(e.step, e.encoded_image_string) for e in a.Images(tag)] == [
+            (e.step, e.encoded_image_string) for e in b.Images(tag)
+        ]
+    assert [e.value for e in a.Scalars("metrics/accuracy")] == [e.value for e in b.Scalars("metrics/accuracy")]
+
+
+def test_more_images_per_tag_than_tensorboard_shows_warns(tmp_path):
+    root = tmp_path / "shards"
+    for step in range(11):
+        write_step(root, step, {"images": np.zeros((1, 8, 8), np.uint8), "ids": np.array([7])})
+    with pytest.warns(UserWarning, match="--samples_per_plugin images=11"):
+        report = export(root, tmp_path / "tb", ExportOptions(metrics=False))
+    assert any("images=11" in w for w in report.warnings)
+    assert report.tensorboard_command.endswith("--samples_per_plugin images=11")
+    assert image_steps(read_events(tmp_path / "tb")) == {"examples/7": list(range(11))}
+
+
+def test_without_ids_examples_are_named_by_position_in_their_step(tmp_path):
+    root = tmp_path / "shards"
+    for step in (1, 2):
+        data = {"images": np.zeros((5, 8, 8, 3), np.uint8), "labels": np.arange(5) % 2}
+        write_step(root, step, data, examples_per_shard=2)
+    export(root, tmp_path / "tb", ExportOptions(metrics=False))
+    expected = {f"examples/ex{i:05d}": [1, 2] for i in range(5)}
+    assert image_steps(read_events(tmp_path / "tb")) == expected
+
+
+def test_max_per_step_caps_images_but_not_metrics(run_dir, tmp_path):
+    report = export(run_dir, tmp_path / "tb", ExportOptions(max_per_step=2, tag_prefix="eval/ex"))
+    acc = read_events(tmp_path / "tb")
+    assert set(acc.Tags()["images"]) == {tags.example_tag("eval/ex", i) for i in IDS[:2]} | {"metrics/confusion_matrix"}
+    d = step_data(100)
+    assert acc.Scalars("metrics/accuracy")[0].value == pytest.approx(np.mean(d["pred_labels"] == d["labels"]))
+    assert report.images == 3 * len(STEPS)
+
+
+def test_jpeg_images(run_dir, tmp_path):
+    export(run_dir, tmp_path / "tb", ExportOptions(image_format="jpeg", metrics=False, max_per_step=1))
+    (event,) = read_events(tmp_path / "tb").Images(tags.example_tag("examples", IDS[0]))[:1]
+    img = decode(event.encoded_image_string)
+    assert img.format == "JPEG" and img.size == (event.width, event.height)
+
+
+def test_box_format_and_class_names_come_from_metadata_unless_overridden(tmp_path):
+    root = tmp_path / "shards"
+    data = {
+        "images": np.full((1, 40, 40, 3), 90, np.uint8),
+        "boxes": np.array([[[4, 8, 30, 36]]], np.float32),  # xyxy pixels
+        "box_labels": np.array([[1]]),
+        "ids": np.array(["a"]),
+    }
+    write_step(root, 1, data, class_names=["x", "y"], box_format="xyxy", box_coords="pixels")
+    export(root, tmp_path / "tb", ExportOptions(metrics=False))
+    export(root, tmp_path / "tb2", ExportOptions(metrics=False, class_names=["p", "q"]))
+    for logdir, names in ((tmp_path / "tb", ["x", "y"]), (tmp_path / "tb2", ["p", "q"])):
+        got = decode(read_events(logdir).Images("examples/a")[0].encoded_image_string)
+        options = RenderOptions(class_names=names, box_format="xyxy", box_coords="pixels")
+        expected = render_example({k: v[0] for k, v in data.items()}, options)
+        assert np.array_equal(np.asarray(got.convert("RGB")), np.asarray(expected))
+
+
+def test_newest_dump_of_a_step_wins(tmp_path):
+    root = tmp_path / "shards"
+    write_step(root, 5, {"images": np.zeros((1, 8, 8), np.uint8), "ids": np.array(["old"])})
+    import time
+
+    time.sleep(1.1)  # dump ids sort by their UTC second first
+    write_step(root, 5, {"images": np.zeros((1, 8, 8), np.uint8), "ids": np.array(["new"])})
+    with pytest.warns(UserWarning, match="older dumps"):
+        report = export(root, tmp_path / "tb")
+    assert set(read_events(tmp_path / "tb").Tags()["images"]) == {"examples/new"}
+    assert any("older dumps" in w for w in report.warnings)
+
+
+def test_duplicate_ids_get_distinct_tags(tmp_path):
+    root = tmp_path / "shards"
+    write_step(root, 1, {"images": np.zeros((3, 8, 8), np.uint8), "ids": np.array(["a", "a", "A"])})
+    with pytest.warns(UserWarning, match="share an id"):
+        export(root, tmp_path / "tb")
+    expected = {"examples/a", "examples/a-dup00001", "examples/A-dup00002"}
+    assert set(read_events(tmp_path / "tb").Tags()["images"]) == expected
+
+
+# --------------------------------------------------------------------------- bad shards
+
+
+@pytest.fixture
+def run_with_truncated_shard(tmp_path) -> tuple[Path, Path]:
+    root = tmp_path / "shards"
+    for step in (1, 2):
+        write_step(root, step, step_data(step, 5), examples_per_shard=3)
+    victim = sorted((root / "step-000000000002").glob("*.npz"))[0]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    return root, victim
+
+
+def test_a_truncated_shard_stops_export_naming_the_file(run_with_truncated_shard, tmp_path):
+    root, victim = run_with_truncated_shard
+    with pytest.raises(ShardFormatError, match=victim.name):
+        export(root, tmp_path / "tb")
+    assert not (tmp_path / "tb").exists()
+
+
+def test_skip_bad_skips_a_truncated_shard_and_goes_on(run_with_truncated_shard, tmp_path):
+    root, victim = run_with_truncated_shard
+    report = export(root, tmp_path / "tb", ExportOptions(skip_bad=True))
+    assert [p.path for p in report.bad] == [str(victim)]
+    steps = image_steps(read_events(tmp_path / "tb"))
+    assert steps[tags.example_tag("examples", IDS[0])] == [1]  # rows 0-2 of step 2 were in the bad shard
+    assert steps[tags.example_tag("examples", IDS[4])] == [1, 2]
+    assert report.steps == [1, 2] and "skipped bad shard" in str(report)
+
+
+def test_values_check_arrays_refuses_make_a_shard_bad(tmp_path):
+    root = tmp_path / "shards"
+    write_step(root, 1, {"images": np.zeros((2, 8, 8), np.uint8), "labels": np.array([0, 9]), "ids": np.array([1, 2])})
+    write_step(root, 2, {"images": np.zeros((2, 8, 8), np.uint8), "labels": np.array([0, 1]), "ids": np.array([1, 2])})
+    with pytest.raises(ShardFieldError, match="field 'labels'.*outside the 7 class names"):
+        export(root, tmp_path / "tb")
+    report = export(root, tmp_path / "tb", ExportOptions(skip_bad=True))
+    assert [p.field for p in report.bad] == ["labels"] and report.steps == [2]
+
+
+def test_all_bad_leaves_the_logdir_alone(tmp_path):
+    root = tmp_path / "shards"
+    write_step(root, 1, {"images": np.zeros((1, 8, 8), np.uint8), "labels": np.array([9])})
+    with pytest.warns(UserWarning, match="left unchanged"):
+        report = export(root, tmp_path / "tb", ExportOptions(skip_bad=True))
+    assert report.event_file is None and not (tmp_path / "tb").exists()
+
+
+# --------------------------------------------------------------------------- render to files
+
+
+def test_render_writes_files_only_inside_outdir(run_dir, tmp_path):
+    outdir = tmp_path / "a" / "out"
+    paths = render(run_dir, outdir, ExportOptions(grid=True))
+    assert len(paths) == len(STEPS) * (N + 1)
+    everything = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert sorted(everything) == sorted(paths)
+    for p in paths:
+        assert p.resolve().parent.parent == outdir.resolve() and p.suffix == ".png"
+    step_dir = outdir / "step-000000000100"
+    assert sorted(p.name for p in step_dir.iterdir()) == sorted(
+        [tags.safe_filename(i, ".png") for i in IDS] + ["grid.png"]
+    )
+    img = decode((step_dir / tags.safe_filename(IDS[1], ".png")).read_bytes())
+    expected = render_example({k: v[1] for k, v in step_data(100).items()}, RenderOptions(class_names=CLASSES))
+    assert np.array_equal(np.asarray(img.convert("RGB")), np.asarray(expected))
+
+
+# --------------------------------------------------------------------------- inspect / validate / options
+
+
+def test_inspect_reads_at_a_glance(run_dir):
+    summary = inspect(run_dir)
+    assert isinstance(summary, RunSummary)
+    assert summary.steps == list(STEPS) and summary.examples_per_step == {s: N for s in STEPS}
+    assert summary.shards_per_step == {s: 2 for s in STEPS} and summary.incomplete == []
+    text = str(summary)
+    needles = ("steps: 3, shards: 6, examples: 18", "u1[?,24,32,3]", "classes (7): cat, dog", "1.0", "yxyx normalized")
+    for needle in needles:
+        assert needle in text, needle
+
+
+def test_inspect_names_incomplete_dumps(tmp_path):
+    root = tmp_path / "shards"
+    write_step(root, 1, {"images": np.zeros((1, 8, 8), np.uint8)})
+    for manifest in root.rglob("*.done.json"):
+        manifest.unlink()
+    summary = inspect(root)
+    assert len(summary.incomplete) == 1 and "did not close" in str(summary)
+
+
+def test_validate_lists_every_problem_including_older_dumps(run_with_truncated_shard):
+    root, victim = run_with_truncated_shard
+    problems = validate(root)
+    assert [p.path for p in problems] == [str(victim)]
+    assert validate(root / "step-000000000001") == []
+    with pytest.raises(RunNotFoundError):
+        validate(root / "nowhere")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"workers": 0}, "workers"),
+        ({"max_per_step": -1}, "max_per_step"),
+        ({"grid_max": 0}, "grid_max"),
+        ({"image_format": "gif"}, "image_format"),
+        ({"jpeg_quality": 101}, "jpeg_quality"),
+        ({"topk": 0}, "topk"),
+        ({"dumps": "oldest"}, "dumps"),
+        ({"box_format": "xy"}, "box_format"),
+        ({"box_coords": "cm"}, "box_coords"),
+        ({"class_names": "cat"}, "class_names"),
+        ({"tag_prefix": "/x"}, "tag prefix"),
+        ({"png_encoder": "zlib"}, "png_encoder"),
+        ({"grid": "yes"}, "grid"),
+        ({"render": RenderOptions(box_format="xyxy")}, "ExportOptions.box_format"),
+        ({"render": {"class_names": []}}, "RenderOptions"),
+    ],
+)
+def test_export_options_refuse_what_cannot_work(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        ExportOptions(**kwargs)
+
+
+def test_export_of_a_missing_folder(tmp_path):
+    with pytest.raises(RunNotFoundError):
+        export(tmp_path / "missing", tmp_path / "tb")
