@@ -41,7 +41,7 @@ from .errors import (
     ShardTooLargeError,
 )
 from .render import RenderOptions, render_confusion_matrix, render_example, render_grid
-from .schema import BOX_COORDS, BOX_FORMATS, CANONICAL_FIELDS, ShardMeta, check_choice, step_dirname
+from .schema import BOX_COORDS, BOX_FORMATS, CANONICAL_FIELDS, ShardMeta, check_choice, manifest_filename, step_dirname
 from .shards import (
     DEFAULT_MAX_BYTES,
     FieldInfo,
@@ -231,39 +231,13 @@ class _Plan:
 
 
 def _plan(shards: ShardsArg, dumps: str, skip_bad: bool) -> _Plan:
-    """Open every shard lazily; unreadable ones raise, or with ``skip_bad`` become ``bad``.
-
-    Mirrors ``Run``'s grouping (newest dump of a step wins) because ``Run``
-    refuses a folder holding one unreadable shard.
-    """
+    """Open every shard lazily; unreadable ones raise, or with ``skip_bad`` become ``bad``."""
     if isinstance(shards, Run):
-        return _Plan({s: shards.shards(s) for s in shards.steps}, list(shards.ignored), [])
-    if not skip_bad:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the ignored dumps are reported by the caller
-            run = open_run(shards, dumps=dumps)
-        return _Plan({s: run.shards(s) for s in run.steps}, list(run.ignored), [])
-    files = find_shard_files(shards)
-    if not files:
-        raise RunNotFoundError(f"{shards}: no shard files (*.npz) found")
-    bad: list[Problem] = []
-    by_step: dict[int, dict[str, list[Shard]]] = {}
-    for f in files:
-        try:
-            s = Shard(f)
-        except ShardError as exc:
-            bad.append(Problem(str(f), exc.reason, exc.field))
-            continue
-        by_step.setdefault(s.step, {}).setdefault(s.meta.dump_id, []).append(s)
-    steps: dict[int, list[Shard]] = {}
-    ignored: list[Shard] = []
-    for step in sorted(by_step):
-        dump_ids = sorted(by_step[step])
-        keep = dump_ids if dumps == "all" else dump_ids[-1:]
-        for d in dump_ids:
-            group = sorted(by_step[step][d], key=lambda s: s.meta.shard_index)
-            (steps.setdefault(step, []) if d in keep else ignored).extend(group)
-    return _Plan(steps, ignored, bad)
+        return _Plan({s: shards.shards(s) for s in shards.steps}, list(shards.ignored), list(shards.bad))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the ignored dumps are reported by the caller
+        run = open_run(shards, dumps=dumps, skip_bad=skip_bad)
+    return _Plan({s: run.shards(s) for s in run.steps}, list(run.ignored), list(run.bad))
 
 
 def _render_options(options: ExportOptions, meta: ShardMeta) -> RenderOptions:
@@ -830,7 +804,7 @@ def _incomplete_dumps(shards: Iterable[Shard]) -> list[str]:
     out = []
     for (folder, dump_id), group in sorted(groups.items(), key=lambda kv: (kv[1][0].step, kv[0][1])):
         step = group[0].step
-        manifest = folder / f"{dump_id}.done.json"  # named by ShardWriter._write_manifest
+        manifest = folder / manifest_filename(dump_id)
         if not manifest.is_file():
             out.append(
                 f"step {step}, dump {dump_id}: no {manifest.name} (the writer did not close; shards may be missing)"

@@ -216,6 +216,11 @@ def shard_filename(dump_id: str, shard_index: int) -> str:
     return f"{dump_id}-{shard_index:05d}{SHARD_SUFFIX}"
 
 
+def manifest_filename(dump_id: str) -> str:
+    """The JSON a writer leaves next to its shards when it closed cleanly."""
+    return f"{dump_id}.done.json"
+
+
 def meta_from_mapping(meta: Mapping[str, Any] | None) -> dict[str, Any]:
     """User metadata must be JSON-serialisable; say so at ``ShardWriter`` construction, not in the thread."""
     if meta is None:

@@ -8,8 +8,6 @@ A shard is one ``.npz`` holding batch-major arrays plus a ``__meta__`` entry (a
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
 import os
 import re
 import secrets
@@ -25,12 +23,10 @@ from .errors import (
     ConfigError,
     RunNotFoundError,
     ShardError,
-    ShardFieldError,
     ShardFormatError,
     ShardTooLargeError,
 )
 from .schema import (
-    BOX_FORMATS,
     CANONICAL_FIELDS,
     META_KEY,
     SHARD_SUFFIX,
@@ -311,7 +307,9 @@ class Run:
     [100, 200]
     """
 
-    def __init__(self, path: str | os.PathLike, *, dumps: str = "latest", max_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(
+        self, path: str | os.PathLike, *, dumps: str = "latest", max_bytes: int = DEFAULT_MAX_BYTES, skip_bad: bool = False
+    ):
         if dumps not in ("latest", "all"):
             raise ConfigError(f"dumps must be 'latest' or 'all', got {dumps!r}")
         self.path = Path(path)
@@ -319,7 +317,16 @@ class Run:
         files = find_shard_files(self.path)
         if not files:
             raise RunNotFoundError(f"{self.path}: no shard files (*.npz) found")
-        shards = [Shard(f, max_bytes=max_bytes) for f in files]
+        #: Unreadable shards (only with ``skip_bad``; otherwise the first one raises).
+        self.bad: list[Problem] = []
+        shards = []
+        for f in files:
+            try:
+                shards.append(Shard(f, max_bytes=max_bytes))
+            except ShardError as exc:
+                if not skip_bad:
+                    raise
+                self.bad.append(Problem(str(f), exc.reason, exc.field))
         by_step: dict[int, dict[str, list[Shard]]] = {}
         for s in shards:
             by_step.setdefault(s.step, {}).setdefault(s.meta.dump_id, []).append(s)
@@ -335,7 +342,7 @@ class Run:
                     self._by_step.setdefault(step, []).extend(group)
                 else:
                     self.ignored.extend(group)
-        if self.ignored:
+        if self.ignored and not skip_bad:  # with skip_bad the caller reports what was left out
             warnings.warn(
                 f"{self.path}: {len(self.ignored)} shard(s) from older dumps of the same step(s) "
                 f"{sorted({s.step for s in self.ignored})} are ignored (newest dump wins; use dumps='all' to read them)",
@@ -395,14 +402,16 @@ class Run:
         )
 
 
-def open_run(path: str | os.PathLike, *, dumps: str = "latest", max_bytes: int = DEFAULT_MAX_BYTES) -> Run:
+def open_run(
+    path: str | os.PathLike, *, dumps: str = "latest", max_bytes: int = DEFAULT_MAX_BYTES, skip_bad: bool = False
+) -> Run:
     """Open a run folder (or a step folder, or one shard file) lazily.
 
     >>> run = open_run("eval_shards")          # doctest: +SKIP
     >>> for batch in run.iter_batches():       # doctest: +SKIP
     ...     print(batch.step, batch.arrays["images"].shape)
     """
-    return Run(path, dumps=dumps, max_bytes=max_bytes)
+    return Run(path, dumps=dumps, max_bytes=max_bytes, skip_bad=skip_bad)
 
 
 # --------------------------------------------------------------------------- validation

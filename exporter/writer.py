@@ -19,7 +19,16 @@ import numpy as np
 
 from .errors import ConfigError, WriterError
 from .odapi import to_canonical
-from .schema import BOX_COORDS, BOX_FORMATS, IMAGE_LAYOUTS, ShardMeta, check_choice, meta_from_mapping, step_dirname
+from .schema import (
+    BOX_COORDS,
+    BOX_FORMATS,
+    IMAGE_LAYOUTS,
+    ShardMeta,
+    check_choice,
+    manifest_filename,
+    meta_from_mapping,
+    step_dirname,
+)
 from .shards import as_field_array, new_dump_id, write_shard
 
 log = logging.getLogger(__name__)
@@ -259,7 +268,7 @@ class ShardWriter:
             "dropped": self.dropped,
             "seen": self.seen,
         }
-        path = self.step_dir / f"{self.dump_id}.done.json"
+        path = self.step_dir / manifest_filename(self.dump_id)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
             tmp.write_text(json.dumps(manifest, sort_keys=True))

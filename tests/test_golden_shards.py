@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from golden_shards.make_golden import CLASS_NAMES, expected_arrays
 
 from exporter import open_run, validate_shard
 from exporter.shards import find_shard_files
-
-from golden_shards.make_golden import CLASS_NAMES, expected_arrays
 
 GOLDEN = Path(__file__).parent / "golden_shards" / "v1"
 WRITERS = {"numpy1": "1.", "numpy2": "2."}

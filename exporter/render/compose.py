@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..odapi import to_canonical
 from ..errors import ConfigError, RenderError
+from ..odapi import to_canonical
 from ..schema import BOX_COORDS, BOX_FORMATS, IMAGE_LAYOUTS, check_choice
 from . import colors
 from .boxes import as_box_array, match_boxes, to_pixel_xyxy_keep
