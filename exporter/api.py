@@ -55,6 +55,7 @@ from .shards import (
 )
 from .tensorboard import (
     EVENT_FILE_GLOB,
+    EVENT_FILE_SUFFIX,
     IMAGE_FORMATS,
     PNG_ENCODERS,
     EventWriter,
@@ -160,6 +161,7 @@ class ExportReport:
     tensorboard_command: str
     event_file: Path | None = None
     seconds: float = 0.0
+    mode: str = "full"  # "full", "append", "rewrite" (incremental fell back), "up to date"
 
     def __str__(self) -> str:
         lines = [
@@ -591,7 +593,12 @@ def _ignored_note(plan: _Plan) -> list[str]:
 
 
 def export(
-    shards: ShardsArg, logdir: str | os.PathLike, options: ExportOptions = ExportOptions(), *, progress: bool = False
+    shards: ShardsArg,
+    logdir: str | os.PathLike,
+    options: ExportOptions = ExportOptions(),
+    *,
+    progress: bool = False,
+    incremental: bool = False,
 ) -> ExportReport:
     """Render a run's shards into TensorBoard events in ``logdir``.
 
@@ -599,6 +606,13 @@ def export(
     same at every step (see ``exporter.tags``). Events go to a temporary folder
     next to ``logdir`` and are moved in when complete, replacing the event file
     of an earlier export, so exporting twice never doubles the events.
+
+    ``incremental=True`` exports only shards not exported to ``logdir`` before
+    (remembered in ``logdir/.summary-exporter-state.json``), appending a new
+    event file when every new shard has a step above the last one exported.
+    When an older (or the same) step arrives late, or the options changed, the
+    whole run is rewritten instead: TensorBoard purges the events after a step
+    that is written again, so steps only ever go up within a run.
 
     >>> report = export("eval_shards", "tb/eval", ExportOptions(workers=4))   # doctest: +SKIP
     >>> report.tensorboard_command                                             # doctest: +SKIP
@@ -612,6 +626,19 @@ def export(
     plan = _plan(shards, options.dumps, options.skip_bad)
     bad = list(plan.bad)
     notes = _ignored_note(plan)
+    state = _ExportState.load(logdir, options, plan)
+    mode = "full"
+    if incremental:
+        mode, plan, note = state.incremental_plan(plan)
+        if note:
+            notes.append(note)
+        if mode == "up to date":
+            _warn(notes)
+            return ExportReport(
+                logdir=logdir, steps=[], images=0, tags=0, bad=bad, warnings=notes,
+                tensorboard_command="tensorboard --logdir " + shlex.quote(str(logdir)), mode=mode,
+                seconds=time.perf_counter() - t0,
+            )
     tmp = _temp_dir(logdir)
     images = 0
     steps: list[int] = []
@@ -634,7 +661,8 @@ def export(
             tag_count = len(writer.tags)
         event_file = None
         if writer.events or not bad:
-            event_file = _install(writer.path, logdir)
+            event_file = _install(writer.path, logdir, replace=mode != "append")
+            state.record(plan, event_file, replace=mode != "append")
         else:
             notes.append(f"nothing was exported (every shard was bad): {logdir} was left unchanged")
     finally:
@@ -645,7 +673,7 @@ def export(
     _warn(notes)
     return ExportReport(
         logdir=logdir, steps=steps, images=images, tags=tag_count, bad=bad, warnings=notes,
-        tensorboard_command=command, event_file=event_file, seconds=time.perf_counter() - t0,
+        tensorboard_command=command, event_file=event_file, seconds=time.perf_counter() - t0, mode=mode,
     )
 
 
@@ -709,15 +737,100 @@ def _temp_dir(logdir: Path) -> Path:
     return tmp
 
 
-def _install(event_file: Path, logdir: Path) -> Path:
-    """Move the finished event file into ``logdir``, then drop the files of earlier exports."""
+def _install(event_file: Path, logdir: Path, *, replace: bool = True) -> Path:
+    """Move the finished event file into ``logdir``; unless appending, drop the files of earlier exports."""
     logdir.mkdir(parents=True, exist_ok=True)
-    final = logdir / event_file.name
+    final = logdir / _next_event_file_name(logdir)
     os.replace(event_file, final)
-    for old in logdir.glob(EVENT_FILE_GLOB):
-        if old.name != final.name:
-            old.unlink()
+    if replace:
+        for old in logdir.glob(EVENT_FILE_GLOB):
+            if old.name != final.name:
+                old.unlink()
     return final
+
+
+def _next_event_file_name(logdir: Path) -> str:
+    """A name that sorts after every event file already in ``logdir``.
+
+    TensorBoard reads a run's event files in name order and never goes back to
+    an earlier name, so an appended file must sort last, and a rewritten run
+    must not reuse a name a live TensorBoard has already read (tensorboardX's
+    own names only have one-second resolution).
+    """
+    import socket
+
+    stamp, seq = int(time.time()), 0
+    for old in logdir.glob(EVENT_FILE_GLOB):
+        parts = old.name.split(".")
+        if len(parts) > 4 and parts[3].isdigit():
+            old_seq = int(parts[-2]) if parts[-2].isdigit() else 0
+            if int(parts[3]) > stamp or (int(parts[3]) == stamp and old_seq >= seq):
+                stamp, seq = max(stamp, int(parts[3])), old_seq + 1
+    host = tagging.sanitize(socket.gethostname() or "host").replace(".", "_")
+    return f"events.out.tfevents.{stamp:010d}.{host}.{seq:04d}{EVENT_FILE_SUFFIX}"
+
+
+STATE_FILE = ".summary-exporter-state.json"
+
+
+def _shard_key(shard: Shard) -> str:
+    return f"{shard.meta.dump_id}/{shard.meta.shard_index}"
+
+
+@dataclasses.dataclass
+class _ExportState:
+    """What an earlier export wrote into a logdir: which shards, up to which step, with which options."""
+
+    logdir: Path
+    options_hash: str
+    exported: dict[str, int]  # shard key -> step
+    previous_hash: str | None
+
+    @classmethod
+    def load(cls, logdir: Path, options: ExportOptions, plan: _Plan) -> "_ExportState":
+        import hashlib
+        import json
+
+        # Options that change what is drawn or tagged; workers and the PNG encoder do not.
+        same_output = dataclasses.replace(options, workers=1, png_encoder="auto")
+        options_hash = hashlib.sha256(repr(same_output).encode()).hexdigest()[:16]
+        exported: dict[str, int] = {}
+        previous = None
+        try:
+            data = json.loads((logdir / STATE_FILE).read_text())
+            if data.get("version") == 1 and any(logdir.glob(EVENT_FILE_GLOB)):
+                previous = str(data["options"])
+                exported = {str(k): int(v) for k, v in data["shards"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass  # no usable state: the export is a full one
+        return cls(logdir, options_hash, exported, previous)
+
+    def incremental_plan(self, plan: _Plan) -> tuple[str, _Plan, str | None]:
+        """("append" | "rewrite" | "up to date", the plan to run, a note for the user)."""
+        if self.previous_hash is None:
+            return "full", plan, None
+        if self.previous_hash != self.options_hash:
+            return "rewrite", plan, "export options changed since the last export: rewriting the whole run"
+        new = {step: [s for s in shards if _shard_key(s) not in self.exported] for step, shards in plan.steps.items()}
+        new = {step: shards for step, shards in new.items() if shards}
+        if not new and set(self.exported) == {_shard_key(s) for ss in plan.steps.values() for s in ss}:
+            return "up to date", plan, None
+        last = max(self.exported.values(), default=-1)
+        if new and min(new) > last:
+            return "append", dataclasses.replace(plan, steps=new), None
+        late = min(new) if new else None
+        why = f"step {late} arrived after step {last} was exported" if late is not None else "shards were removed"
+        return "rewrite", plan, f"{why}: rewriting the whole run so TensorBoard never purges later steps"
+
+    def record(self, plan: _Plan, event_file: Path, *, replace: bool) -> None:
+        import json
+
+        exported = {} if replace else dict(self.exported)
+        exported.update({_shard_key(s): step for step, shards in plan.steps.items() for s in shards})
+        state = {"version": 1, "options": self.options_hash, "shards": exported}
+        tmp = self.logdir / f".{STATE_FILE}.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps(state, sort_keys=True))
+        os.replace(tmp, self.logdir / STATE_FILE)
 
 
 # --------------------------------------------------------------------------- render to files

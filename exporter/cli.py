@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -134,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("png", "jpeg"), default="png", help="image encoding (default png, lossless)")
     p.add_argument("--jpeg-quality", type=int, default=90, metavar="Q", help="JPEG quality (default 90)")
     p.add_argument("--no-metrics", action="store_true", help="no accuracy scalars, PR curves or confusion matrix")
+    p.add_argument("--incremental", action="store_true",
+                   help="export only shards not exported to LOGDIR before (rewrites the run if an older step arrives)")
     p.add_argument("--topk-accuracy", type=_positive_int, default=5, metavar="K", help="also log top-K accuracy when probs exist (default 5)")
     _add_render_options(p)
 
@@ -230,11 +233,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{files} shard(s) checked: {files - bad} valid, {bad} with problems", file=sys.stderr)
         return 1 if problems else 0
     if args.command == "export":
-        report = api.export(args.shards, args.logdir, _options(args), progress=not args.no_progress)
+        report = api.export(
+            args.shards, args.logdir, _options(args), progress=not args.no_progress, incremental=args.incremental
+        )
+        if report.mode == "up to date":
+            print(f"{args.logdir} is up to date: no new shards")
+            return 0
         for problem in report.bad:
             print(f"skipped: {problem}", file=sys.stderr)
-        for warning in report.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
         print(f"wrote {report.images} images under {report.tags} tags for steps {report.steps} to {report.logdir}")
         print(f"view them with:\n  {report.tensorboard_command}")
         return 0
@@ -249,6 +255,18 @@ def _run(args: argparse.Namespace) -> int:
     raise ConfigError(f"unknown command {args.command!r}")
 
 
+def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Library warnings as one ``warning: ...`` line each, once, without Python's source-line noise."""
+    seen = set()
+    for w in caught:
+        if issubclass(w.category, DeprecationWarning):
+            continue
+        text = str(w.message)
+        if text not in seen:
+            seen.add(text)
+            print(f"warning: {text}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -256,7 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return _run(args)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                return _run(args)
+            finally:
+                _print_warnings(caught)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

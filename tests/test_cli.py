@@ -1,0 +1,138 @@
+"""The command line, through main(argv) and through the installed console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from exporter import ShardWriter
+from exporter.cli import main
+
+
+@pytest.fixture
+def shards(tmp_path):
+    rng = np.random.default_rng(0)
+    for step in (100, 200):
+        with ShardWriter(tmp_path / "shards", step=step, class_names=["cat", "dog"]) as w:
+            probs = rng.dirichlet([1, 1], size=4).astype(np.float32)
+            w.add(images=rng.integers(0, 255, (4, 20, 30, 3), dtype=np.uint8), labels=np.array([0, 1, 0, 1]),
+                  probs=probs, pred_labels=probs.argmax(1), ids=np.array(["a", "b", "c", "d"]))
+    return tmp_path / "shards"
+
+
+def _no_traceback(text: str) -> None:
+    assert "Traceback" not in text and 'File "' not in text
+
+
+def test_help_has_examples_for_every_command(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and "summary-exporter export eval_shards logs/eval" in out
+    for command in ("export", "render", "inspect", "validate", "demo"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "example" in capsys.readouterr().out, command
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert main([]) == 2
+    assert "usage: summary-exporter" in capsys.readouterr().out
+
+
+def test_inspect_is_readable(shards, capsys):
+    assert main(["inspect", str(shards)]) == 0
+    out = capsys.readouterr().out
+    for text in ("format version: 1.0", "steps: 2", "step        100", "images", "u1[?,20,30,3]", "classes (2): cat, dog"):
+        assert text in out, text
+
+
+def test_validate_good_and_bad(shards, capsys):
+    assert main(["validate", str(shards)]) == 0
+    assert "2 shard(s) checked: 2 valid, 0 with problems" in capsys.readouterr().err
+    broken = next(shards.rglob("*.npz"))
+    broken.write_bytes(broken.read_bytes()[:200])
+    assert main(["validate", str(shards)]) == 1
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(str(broken)) and "not a readable .npz/zip" in lines[0]
+    assert "2 shard(s) checked: 1 valid, 1 with problems" in captured.err
+
+
+def test_export_prints_the_tensorboard_command(shards, tmp_path, capsys):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    names = tmp_path / "classes.txt"
+    names.write_text("# my classes\nkitten\npuppy\n")
+    logdir = tmp_path / "logs" / "eval"
+    code = main(["export", str(shards), str(logdir), "--class-names", str(names), "--no-progress", "--grid", "--topk", "2"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "wrote " in out and f"tensorboard --logdir {logdir}" in out
+    acc = event_accumulator.EventAccumulator(str(logdir), size_guidance={"images": 0})
+    acc.Reload()
+    assert {"examples/a", "examples/d", "examples_grid", "metrics/confusion_matrix"} <= set(acc.Tags()["images"])
+    assert [e.step for e in acc.Images("examples/b")] == [100, 200]
+
+
+def test_render_writes_pngs(shards, tmp_path, capsys):
+    out = tmp_path / "png"
+    assert main(["render", str(shards), str(out), "--no-progress", "--max-per-step", "2"]) == 0
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert files == ["step-000000000100/a.png", "step-000000000100/b.png", "step-000000000200/a.png", "step-000000000200/b.png"]
+    assert Image.open(out / files[0]).width == 30 * 7  # 20x30 upscaled x7: the short side reaches 128
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["inspect", "/no/such/folder"], "error: /no/such/folder: no such file or folder"),
+        (["export", "/no/such/folder", "logs", "--no-progress"], "error: /no/such/folder: no such file or folder"),
+        (["export", "{shards}", "{tmp}/logs", "--class-names", "/no/such.txt"], "error: cannot read class names from /no/such.txt"),
+        (["export", "{shards}", "{tmp}/logs", "--class-names", "{tmp}/bad.json"], "not a valid JSON list of class names"),
+        (["export", "{shards}", "{tmp}/logs", "--tag-prefix", "a b", "--no-progress"], "error: tag prefix must be"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(shards, tmp_path, capsys, argv, message):
+    (tmp_path / "bad.json").write_text("[1, 2")
+    argv = [a.format(shards=shards, tmp=tmp_path) for a in argv]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message.format(tmp=tmp_path) in err
+    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+    _no_traceback(err)
+
+
+@pytest.mark.parametrize("argv", [["export", "s", "l", "--score-threshold", "2"], ["export", "s", "l", "--workers", "0"], ["bogus"]])
+def test_bad_option_values_are_refused_by_the_parser(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err
+    _no_traceback(err)
+
+
+def test_console_script_in_a_subprocess(shards, tmp_path):
+    script = shutil.which("summary-exporter", path=os.path.dirname(sys.executable))
+    out = subprocess.run([script, "inspect", str(shards)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "steps: 2" in out.stdout
+    bad = subprocess.run([script, "export", str(tmp_path / "nope"), str(tmp_path / "l")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and bad.stderr.strip().startswith("error: ")
+    _no_traceback(bad.stderr)
+    mod = subprocess.run([sys.executable, "-m", "exporter", "validate", str(shards)], capture_output=True, text=True, timeout=120)
+    assert mod.returncode == 0, mod.stderr
+
+
+def test_class_names_json_file(shards, tmp_path, capsys):
+    names = tmp_path / "classes.json"
+    names.write_text(json.dumps(["kitten", "puppy"]))
+    assert main(["render", str(shards), str(tmp_path / "png"), "--class-names", str(names), "--no-progress"]) == 0
