@@ -129,6 +129,11 @@ class ShardWriter:
 
     def add(self, **fields: Any) -> int:
         """Add one batch (every field batch-major, same N). Returns how many examples were kept."""
+        return self.add_batch(fields)
+
+    def add_batch(self, fields: Mapping[str, Any], *, copy: bool = True) -> int:
+        """``add`` with the fields as a mapping. ``copy=False`` keeps views of the caller's arrays:
+        only for arrays nobody writes to afterwards (such as fresh ``session.run`` results)."""
         self._raise_pending_error()
         if self._closed:
             raise ConfigError("add() on a closed ShardWriter")
@@ -145,7 +150,7 @@ class ShardWriter:
         if k == 0:
             return 0
         # Copy only what is kept: callers may reuse their buffers after add() returns.
-        kept = {name: np.array(a[:k]) for name, a in arrays.items()}
+        kept = {name: np.array(a[:k]) if copy else a[:k] for name, a in arrays.items()}
         # Text width may differ per batch (concatenate widens it); any other shape/dtype change starts a shard.
         signature = tuple(
             sorted((name, a.shape[1:], "U" if a.dtype.kind == "U" else a.dtype.str) for name, a in kept.items())

@@ -128,7 +128,7 @@ class EvalDumpHook(tf.compat.v1.train.SessionRunHook):
                 step = int(global_step)
             self.writer = ShardWriter(self.directory, step=int(step), sources=self._sources, **self._writer_kwargs)
             self.writers.append(self.writer)
-        self.writer.add(**results)
+        self.writer.add_batch(results, copy=False)  # session.run returns fresh arrays: no copy needed
         if self.writer.full:
             self._done = True  # no more fetches: the rest of the eval runs exactly as without the hook
 
