@@ -38,14 +38,21 @@ _LAZY = {
     "render": "api",
     "validate": "api",
     "RenderOptions": "render",
+    "Selection": "select",
+    "Examples": "views",
+    "compare": "views",
 }
+_SUBMODULES = ("api", "capture", "demo", "odapi", "render", "select", "tags", "tensorboard", "views")
 
 
 def __getattr__(name: str):
+    import importlib
+
+    if name in _SUBMODULES:  # `exporter.views.compare(...)` works without importing exporter.views first
+        return importlib.import_module(f".{name}", __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'exporter' has no attribute {name!r}")
-    import importlib
 
     return getattr(importlib.import_module(f".{module}", __name__), name)
 
@@ -55,6 +62,7 @@ __all__ = [
     "BOX_FORMATS",
     "CANONICAL_FIELDS",
     "ConfigError",
+    "Examples",
     "ExportOptions",
     "ExporterError",
     "FORMAT_VERSION",
@@ -64,6 +72,7 @@ __all__ = [
     "RenderOptions",
     "Run",
     "RunNotFoundError",
+    "Selection",
     "Shard",
     "ShardError",
     "ShardFieldError",
@@ -72,6 +81,7 @@ __all__ = [
     "ShardVersionError",
     "ShardWriter",
     "WriterError",
+    "compare",
     "export",
     "inspect",
     "open_run",

@@ -71,6 +71,9 @@ ShardsArg = Union[str, os.PathLike, Run]
 _METRIC_FIELDS = ("labels", "pred_labels", "probs")
 #: Longest side of one cell of a step's grid image, in pixels.
 GRID_CELL = 320
+#: Most classes a confusion matrix is kept and drawn for: class ids come from shards, and a (K, K)
+#: count matrix for an id of 10**9 (or 10**5 class names) would not fit in memory.
+MAX_CONFUSION_CLASSES = 1000
 
 
 # --------------------------------------------------------------------------- options and reports
@@ -242,7 +245,7 @@ def _plan(shards: ShardsArg, dumps: str, skip_bad: bool) -> _Plan:
     return _Plan({s: run.shards(s) for s in run.steps}, list(run.ignored), list(run.bad))
 
 
-def _render_options(options: ExportOptions, meta: ShardMeta) -> RenderOptions:
+def render_options_for(options: ExportOptions, meta: ShardMeta) -> RenderOptions:
     """The drawing options of one shard: the user's overrides, else what its metadata says."""
     r = options.render
     names = options.class_names if options.class_names is not None else r.class_names
@@ -333,6 +336,8 @@ def _work(unit: _Unit) -> _UnitResult:
         return result
     if unit.render is None:
         return result
+    if not unit.first and any(a.ndim == 0 or a.shape[0] < unit.stop for a in arrays.values()):
+        return result  # fewer rows than the metadata says: the shard's first unit reports it
     fields = [n for n in arrays if n in CANONICAL_FIELDS]
     ids = arrays.get("ids")
     for row in range(unit.start, unit.stop):
@@ -418,6 +423,7 @@ class _StepMetrics:
         self.topk_total = 0
         self.topk_correct = 0
         self.confusion = np.zeros((0, 0), np.int64)
+        self.classes_seen = 0  # 1 + the largest class id seen, kept even beyond MAX_CONFUSION_CLASSES
         self.pr = PRCurveCounts()
 
     def add(self, a: Mapping[str, np.ndarray]) -> None:
@@ -433,13 +439,16 @@ class _StepMetrics:
             pred = pred.astype(np.int64)
             self.total += len(labels)
             self.correct += int((pred == labels).sum())
-            k = int(max(self.confusion.shape[0], labels.max(initial=-1) + 1, pred.max(initial=-1) + 1))
+            # Python ints: an id of 2**63 - 1 plus one must not wrap around
+            k = max(self.confusion.shape[0], int(labels.max(initial=-1)) + 1, int(pred.max(initial=-1)) + 1)
             k = max(k, probs.shape[1] if probs is not None else 0)
-            if k > self.confusion.shape[0]:
-                grow = k - self.confusion.shape[0]
-                self.confusion = np.pad(self.confusion, ((0, grow), (0, grow)))
-            ok = (labels >= 0) & (pred >= 0)
-            np.add.at(self.confusion, (labels[ok], pred[ok]), 1)
+            self.classes_seen = max(self.classes_seen, k)
+            if k <= MAX_CONFUSION_CLASSES:
+                if k > self.confusion.shape[0]:
+                    grow = k - self.confusion.shape[0]
+                    self.confusion = np.pad(self.confusion, ((0, grow), (0, grow)))
+                ok = (labels >= 0) & (pred >= 0)
+                np.add.at(self.confusion, (labels[ok], pred[ok]), 1)
         if probs is not None and probs.shape[1] > 0:
             n, kk = probs.shape
             if self.topk < kk:
@@ -504,7 +513,7 @@ def _pipeline(
                 jpeg_quality=options.jpeg_quality, png_encoder=options.png_encoder, keep_pixels=keep,
             )
             if rows:
-                ropts = _render_options(options, shard.meta)
+                ropts = render_options_for(options, shard.meta)
                 # Small chunks keep every worker busy on few shards; one unit per shard when in-process.
                 chunk = rows if workers == 1 else max(8, min(64, math.ceil(rows / (2 * workers))))
                 for i, start in enumerate(range(0, rows, chunk)):
@@ -696,7 +705,13 @@ def _write_step(writer: EventWriter, item: _StepDone, options: ExportOptions, no
         writer.add_scalar(tagging.ACCURACY_TAG, m.correct / m.total, **at)
     if m.topk_total:
         writer.add_scalar(tagging.topk_tag(options.topk), m.topk_correct / m.topk_total, **at)
-    if m.confusion.size:
+    classes = max(m.classes_seen, len(item.class_names or ()) if m.classes_seen else 0)
+    if classes > MAX_CONFUSION_CLASSES:
+        notes.append(
+            f"step {item.step}: confusion matrix not drawn ({classes} classes; it is drawn for at most "
+            f"{MAX_CONFUSION_CLASSES})"
+        )
+    elif m.confusion.size:
         matrix = m.confusion
         if item.class_names and len(item.class_names) > len(matrix):  # classes never seen still get a row
             matrix = np.pad(matrix, ((0, len(item.class_names) - len(matrix)),) * 2)

@@ -8,14 +8,17 @@ A shard is one ``.npz`` holding batch-major arrays plus a ``__meta__`` entry (a
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import secrets
+import stat
 import time
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -37,9 +40,17 @@ from .schema import (
     step_dirname,
 )
 
+if TYPE_CHECKING:  # the notebook API imports Pillow: only when used
+    from .views import Examples
+
 #: Default refusal limit for the decoded size of one shard's arrays.
 DEFAULT_MAX_BYTES = 4 << 30
 _TMP_MARK = ".tmp-"
+#: What a damaged zip raises while a member is read: zlib.error for a garbled deflate stream,
+#: RuntimeError for a member flagged as encrypted, NotImplementedError for an unknown compression.
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
+#: Most uncompressed bytes one stored byte can yield: 1 when stored, 1032 for deflate (its limit).
+_MAX_RATIO = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: 1032}
 
 
 # --------------------------------------------------------------------------- records
@@ -163,6 +174,15 @@ def _read_headers(zf: zipfile.ZipFile, path: str) -> dict[str, tuple[tuple[int, 
         if not name.endswith(".npy"):
             raise ShardFormatError(f"unexpected member {name!r} in the zip (a shard holds only .npy arrays)", path=path)
         key = name[: -len(".npy")]
+        if key in out:  # zip allows it; numpy would read the last copy, another tool the first
+            raise ShardFormatError(f"duplicate member {name!r} in the zip: which copy is meant is ambiguous", path=path)
+        limit = _MAX_RATIO.get(info.compress_type)
+        if limit is not None and info.file_size > limit * info.compress_size + 1024:
+            raise ShardFormatError(
+                f"member {name!r} claims {info.file_size} bytes unpacked from {info.compress_size} bytes, more than "
+                "its compression can produce (a forged size or a zip bomb)",
+                path=path,
+            )
         try:
             with zf.open(info) as f:
                 version = np.lib.format.read_magic(f)
@@ -172,7 +192,9 @@ def _read_headers(zf: zipfile.ZipFile, path: str) -> dict[str, tuple[tuple[int, 
                     shape, fortran, dtype = np.lib.format.read_array_header_2_0(f, max_header_size=10000)
                 else:
                     raise ValueError(f"unknown .npy version {version}")
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError, SyntaxError, TypeError) as exc:
+        except _ZIP_ERRORS as exc:  # small members are read whole here, so a bad CRC shows up now
+            raise ShardFormatError(f"array {key!r} is damaged ({exc})", path=path) from None
+        except (ValueError, SyntaxError, TypeError) as exc:
             raise ShardFormatError(f"array {key!r} has an unreadable header ({exc})", path=path) from None
         if dtype.hasobject:
             raise ShardFormatError(
@@ -195,6 +217,7 @@ class Shard:
         self.path = Path(path)
         self.max_bytes = max_bytes
         p = str(self.path)
+        _check_regular_file(self.path)
         try:
             with zipfile.ZipFile(self.path) as zf:
                 headers = _read_headers(zf, p)
@@ -209,7 +232,7 @@ class Shard:
                     meta_text = str(np.lib.format.read_array(f, allow_pickle=False)[()])
         except FileNotFoundError:
             raise RunNotFoundError(f"{p}: no such shard file") from None
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, NotImplementedError) as exc:
+        except _ZIP_ERRORS as exc:
             raise ShardFormatError(f"not a readable .npz/zip file ({exc})", path=p) from None
         except ValueError as exc:
             if isinstance(exc, ShardError):
@@ -235,7 +258,8 @@ class Shard:
 
     def nbytes(self, names: Iterable[str] | None = None) -> int:
         names = self._headers if names is None else names
-        return sum(int(np.prod(self._headers[n][0], dtype=np.int64)) * self._headers[n][1].itemsize for n in names)
+        # math.prod on Python ints: np.prod(dtype=int64) silently wraps a forged header's shape to a small size
+        return sum(math.prod(self._headers[n][0]) * self._headers[n][1].itemsize for n in names)
 
     def load(self, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Load the named fields (default: all). Refuses, before allocating, sizes beyond ``max_bytes``."""
@@ -244,7 +268,7 @@ class Shard:
         total = 0
         for n in names:
             shape, dtype, stored = self._headers[n]
-            declared = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize if all(d >= 0 for d in shape) else -1
+            declared = math.prod(shape) * dtype.itemsize if all(d >= 0 for d in shape) else -1  # exact, never wraps
             if declared < 0 or declared > stored:
                 raise ShardFormatError(
                     f"array {n!r} declares shape {shape} ({declared} bytes) but the file holds {stored} bytes",
@@ -262,9 +286,32 @@ class Shard:
             with np.load(self.path, allow_pickle=False) as npz:
                 for n in names:
                     out[n] = npz[n]
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        except MemoryError:
+            raise ShardTooLargeError(f"{p}: not enough memory to load {total / 2**20:.0f} MiB of arrays") from None
+        except (ValueError, *_ZIP_ERRORS) as exc:
             raise ShardFormatError(f"could not read arrays ({exc})", path=p) from None
         return out
+
+
+def _check_regular_file(path: Path) -> None:
+    """Refuse, before opening, what is not a regular file: a folder, a FIFO (opening it would block), a device."""
+    p = str(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):  # listed by the folder scan, but its target is gone
+            raise ShardFormatError(f"is a broken symbolic link (to {os.readlink(path)!r})", path=p) from None
+        raise RunNotFoundError(f"{p}: no such shard file") from None
+    except OSError as exc:  # a symlink loop, a permission denied on the way...
+        raise ShardFormatError(f"cannot read the file ({exc.strerror or exc})", path=p) from None
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a folder" if stat.S_ISDIR(mode)
+            else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a special file"
+        )
+        raise ShardFormatError(f"is {kind}, not a shard file", path=p)
 
 
 def _is_shard_name(name: str) -> bool:
@@ -401,6 +448,16 @@ class Run:
             f"examples={self.num_examples()}, fields: {fields})"
         )
 
+    def examples(self, step: int | None = None, **selection: Any) -> "Examples":
+        """The examples of one step (default: the last), selected by ``exporter.select.Selection`` keywords.
+
+        >>> worst = open_run("eval_shards").examples(most_confident_wrong=16)   # doctest: +SKIP
+        >>> worst.grid()                                                        # doctest: +SKIP
+        """
+        from .views import Examples  # Pillow and the renderer load only when the notebook API is used
+
+        return Examples(self, step).select(**selection)
+
 
 def open_run(
     path: str | os.PathLike, *, dumps: str = "latest", max_bytes: int = DEFAULT_MAX_BYTES, skip_bad: bool = False
@@ -464,20 +521,47 @@ def check_arrays(meta: ShardMeta, arrays: Mapping[str, np.ndarray]) -> list[tupl
             problems.append((name, f"has dtype {arr.dtype}, expected numbers"))
         elif spec.kind == "box" and arr.shape[-1] != 4:
             problems.append((name, f"has shape {arr.shape}, expected (N, M, 4)"))
+        elif name in ("images", "masks", "gt_masks") and 0 in arr.shape[1:]:
+            problems.append((name, f"has shape {arr.shape}: an empty picture cannot be drawn"))
+        elif name == "images" and not _drawable_layout(arr.shape, meta.image_layout):
+            problems.append((name, f"has shape {arr.shape}, {_layout_expectation(meta.image_layout)}"))
+        elif name == "probs" and arr.shape[1] == 0:
+            problems.append((name, f"has shape {arr.shape}, expected at least one class (N, K>0)"))
     if problems:
         return problems
     problems.extend(_check_values(meta, arrays))
     return problems
 
 
+_CHANNELS = (1, 3, 4)
+
+
+def _drawable_layout(shape: tuple[int, ...], layout: str | None) -> bool:
+    """Whether the renderer can read (N, ...) images of ``shape`` with ``layout`` (its guess rule when None)."""
+    if len(shape) == 3:
+        return layout in (None, "HW")
+    if layout == "HWC":
+        return shape[3] in _CHANNELS
+    if layout == "CHW":
+        return shape[1] in _CHANNELS
+    return layout is None and (shape[3] in _CHANNELS or shape[1] in _CHANNELS)
+
+
+def _layout_expectation(layout: str | None) -> str:
+    if layout == "HW":
+        return "expected (N,H,W) for metadata image_layout 'HW'"
+    if layout in ("HWC", "CHW"):
+        where = "last" if layout == "HWC" else "second"
+        return f"expected 1, 3 or 4 channels on the {where} axis for metadata image_layout '{layout}'"
+    return "expected 1, 3 or 4 channels: (N,H,W,C) or (N,C,H,W)"
+
+
 def _check_values(meta: ShardMeta, a: Mapping[str, np.ndarray]) -> list[tuple[str | None, str]]:
     problems: list[tuple[str | None, str]] = []
     ncls = len(meta.class_names) if meta.class_names else None
     nmask = len(meta.mask_class_names) if meta.mask_class_names else None
-    if "images" in a and a["images"].dtype.kind == "f":
-        bad = ~np.isfinite(a["images"])
-        if bad.any():
-            problems.append(("images", f"has {int(bad.sum())} NaN/inf values (rendered as black/clipped)"))
+    # NaN/inf pixels are not a problem: images hold whatever the model saw (masked depth, a bad
+    # normalisation...) and the renderer draws NaN black, +inf white, -inf black (render/image.py).
     for name in ("labels", "pred_labels", "box_labels", "gt_box_labels", "masks", "gt_masks"):
         if name in a and a[name].size:
             lo, hi = int(a[name].min()), int(a[name].max())
@@ -495,8 +579,11 @@ def _check_values(meta: ShardMeta, a: Mapping[str, np.ndarray]) -> list[tuple[st
                 problems.append((count if count in a else labels, f"is present but '{boxes}' is not"))
             continue
         m = a[boxes].shape[1]
-        if labels in a and a[labels].shape[:2] != a[boxes].shape[:2]:
-            problems.append((labels, f"has shape {a[labels].shape}, expected {a[boxes].shape[:2]} to match '{boxes}'"))
+        for parallel in (labels, "box_scores") if boxes == "boxes" else (labels,):
+            if parallel in a and a[parallel].shape[:2] != a[boxes].shape[:2]:
+                problems.append(
+                    (parallel, f"has shape {a[parallel].shape}, expected {a[boxes].shape[:2]} to match '{boxes}'")
+                )
         valid = np.ones(a[boxes].shape[:2], dtype=bool)
         if count in a:
             c = a[count]

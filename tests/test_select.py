@@ -1,0 +1,280 @@
+"""Selections: every mode, compositions, the fields they read, and the errors they raise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exporter.errors import ConfigError
+from exporter.select import Selection
+
+CLASSES = ["cat", "dog", "owl"]
+# position:                0    1    2    3    4     5    6    7
+LABELS = np.array([0, 1, 2, 0, 1, 2, 0, 1], dtype=np.int32)
+PRED = np.array([0, 2, 2, 1, 1, 0, 0, 2], dtype=np.int32)  # wrong at 1, 3, 5, 7
+SCORES = np.array([0.9, 0.8, 0.3, 0.6, 0.5, 0.95, 0.2, 0.7], dtype=np.float32)
+IDS = np.array(list("abcdefgh"))
+ARRAYS = {"labels": LABELS, "pred_labels": PRED, "pred_scores": SCORES, "ids": IDS}
+
+# No pred_labels, no pred_scores: both come from probs (argmax, and the probability there).
+PROBS = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8]], dtype=np.float32)
+FROM_PROBS = {"labels": np.array([0, 1, 2, 0]), "probs": PROBS}  # pred 0 2 1 2 (wrong at 1, 2, 3), scores .7 .6 .5 .8
+# pred_labels that are not the argmax: the score is the probability of the predicted class.
+PRED_NOT_ARGMAX = {"labels": np.array([0, 1, 2, 0]), "pred_labels": np.array([1, 2, 1, 2]), "probs": PROBS}
+
+
+@pytest.mark.parametrize(
+    "selection, arrays, expected",
+    [
+        (Selection(), ARRAYS, [0, 1, 2, 3, 4, 5, 6, 7]),
+        (Selection(classes=[0]), ARRAYS, [0, 3, 6]),
+        (Selection(classes="dog"), ARRAYS, [1, 4, 7]),
+        (Selection(classes=["owl", "cat"]), ARRAYS, [0, 2, 3, 5, 6]),
+        (Selection(classes=np.array([1, 2])), ARRAYS, [1, 2, 4, 5, 7]),
+        (Selection(classes=[7]), ARRAYS, []),
+        (Selection(misclassified=True), ARRAYS, [1, 3, 5, 7]),
+        (Selection(correct=True), ARRAYS, [0, 2, 4, 6]),
+        (Selection(min_score=0.6), ARRAYS, [0, 1, 3, 5, 7]),
+        (Selection(max_score=0.5), ARRAYS, [2, 4, 6]),
+        (Selection(min_score=0.5, max_score=0.8), ARRAYS, [1, 3, 4, 7]),
+        (Selection(most_confident_wrong=2), ARRAYS, [5, 1]),  # ranked, not step order
+        (Selection(most_confident_wrong=10), ARRAYS, [5, 1, 7, 3]),
+        (Selection(most_confident_wrong=0), ARRAYS, []),
+        (Selection(least_confident_correct=3), ARRAYS, [6, 2, 4]),
+        (Selection(ids=["h", "b"]), ARRAYS, [1, 7]),  # step order, not the order asked
+        (Selection(ids="c"), ARRAYS, [2]),
+        (Selection(ids=IDS[[3, 0]]), ARRAYS, [0, 3]),
+        (Selection(per_class=1), ARRAYS, [0, 1, 2]),
+        (Selection(per_class=2), ARRAYS, [0, 1, 2, 3, 4, 5]),
+        (Selection(limit=3), ARRAYS, [0, 1, 2]),
+        (Selection(limit=0), ARRAYS, []),
+        # several conditions: filters, then ranking, then per_class, then the cuts
+        (Selection(classes=[0], misclassified=True), ARRAYS, [3]),
+        (Selection(misclassified=True, per_class=1), ARRAYS, [1, 3, 5]),
+        (Selection(most_confident_wrong=3, per_class=1), ARRAYS, [5, 1, 3]),  # quota applied to the ranking
+        (Selection(most_confident_wrong=2, classes=["dog"]), ARRAYS, [1, 7]),
+        (Selection(classes="dog", limit=1), ARRAYS, [1]),  # the first dog, not "dogs among the first one"
+        (Selection(misclassified=True, min_score=0.7), ARRAYS, [1, 5, 7]),
+        (Selection(correct=True, ids=list("abcde"), limit=2), ARRAYS, [0, 2]),
+        (Selection(least_confident_correct=4, max_score=0.5), ARRAYS, [6, 2, 4]),
+        # a & b, and where()
+        (Selection(classes=[0]) & Selection(misclassified=True), ARRAYS, [3]),
+        (Selection(classes="dog") & Selection(limit=1), ARRAYS, [1]),
+        (Selection(ids=list("abc")) & Selection(ids=list("bcd")), ARRAYS, [1, 2]),
+        (Selection(limit=5) & Selection(limit=2), ARRAYS, [0, 1]),
+        (Selection(min_score=0.3) & Selection(min_score=0.7) & Selection(max_score=0.9), ARRAYS, [0, 1, 7]),
+        (Selection(most_confident_wrong=3) & Selection(most_confident_wrong=1), ARRAYS, [5]),
+        (Selection(classes=["cat", "dog"]) & Selection(classes=["dog", "owl"]), ARRAYS, [1, 4, 7]),
+        (Selection(misclassified=True).where(classes=[2]), ARRAYS, [5]),
+        # predictions and scores from probs
+        (Selection(misclassified=True), FROM_PROBS, [1, 2, 3]),
+        (Selection(correct=True), FROM_PROBS, [0]),
+        (Selection(most_confident_wrong=2), FROM_PROBS, [3, 1]),
+        (Selection(min_score=0.6), FROM_PROBS, [0, 1, 3]),
+        (Selection(min_score=0.55), PRED_NOT_ARGMAX, [1, 3]),  # probs at pred_labels: .2 .6 .5 .8
+        (Selection(misclassified=True), PRED_NOT_ARGMAX, [0, 1, 2, 3]),
+    ],
+)
+def test_select(selection, arrays, expected):
+    before = {k: v.copy() for k, v in arrays.items()}
+    got = selection.select(arrays, CLASSES)
+    assert got.dtype == np.int64
+    assert got.tolist() == expected
+    for k, v in arrays.items():  # inputs are not modified
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_nan_scores_rank_last_and_fall_outside_ranges():
+    arrays = {
+        "labels": np.zeros(4, int),
+        "pred_labels": np.ones(4, int),
+        "pred_scores": np.array([0.5, np.nan, 0.9, 0.1]),
+    }
+    assert Selection(most_confident_wrong=4).select(arrays).tolist() == [2, 0, 3, 1]
+    assert Selection(min_score=0.0).select(arrays).tolist() == [0, 2, 3]
+
+
+def test_limit_needs_no_fields_but_the_count():
+    assert Selection(limit=2).select({}, n=5).tolist() == [0, 1]
+    assert Selection().select({}, n=3).tolist() == [0, 1, 2]
+    with pytest.raises(ConfigError, match="pass n="):
+        Selection(limit=2).select({})
+
+
+@pytest.mark.parametrize(
+    "selection, arrays, class_names, error",
+    [
+        (
+            Selection(misclassified=True),
+            {"labels": LABELS, "pred_scores": SCORES},
+            CLASSES,
+            r"misclassified needs 'labels' and 'pred_labels' \(or 'probs'\); the input has: labels, pred_scores",
+        ),
+        (Selection(correct=True), {"pred_labels": PRED}, CLASSES, r"correct needs 'labels' and 'pred_labels'"),
+        (Selection(classes=[0]), {"pred_labels": PRED}, CLASSES, r"classes needs 'labels'; the input has: pred_labels"),
+        (Selection(per_class=1), {"ids": IDS}, CLASSES, r"per_class needs 'labels'"),
+        (Selection(min_score=0.5), {"labels": LABELS}, CLASSES, r"min_score needs 'pred_scores' \(or 'probs'\)"),
+        (
+            Selection(most_confident_wrong=3),
+            {"labels": LABELS, "pred_labels": PRED},
+            CLASSES,
+            r"most_confident_wrong needs 'pred_scores' \(or 'probs'\)",
+        ),
+        (Selection(ids=["a"]), {"labels": LABELS}, CLASSES, r"ids needs 'ids'"),
+        (
+            Selection(ids=["a", "zz", "b", "y", "x", "w"]),
+            ARRAYS,
+            CLASSES,
+            r"ids not in the input: 'zz', 'y', 'x' \(and 1 more\)",
+        ),
+        (Selection(ids=[3]), ARRAYS, CLASSES, r"ids not in the input: 3; its ids look like: 'a', 'b', 'c'"),
+        (Selection(classes=["cta"]), ARRAYS, CLASSES, r"unknown class name 'cta'; the classes are: cat, dog, owl"),
+        (Selection(classes=["cat"]), ARRAYS, None, r"classes given by name \('cat'\) need class names"),
+        (Selection(limit=1), {"labels": LABELS, "ids": IDS[:3]}, CLASSES, None),  # fields it does not read may differ
+        (Selection(classes=[0]), {"labels": LABELS, "pred_labels": PRED[:3]}, CLASSES, None),
+        (Selection(misclassified=True), {"labels": LABELS, "pred_labels": PRED[:3]}, CLASSES, r"different lengths"),
+    ],
+)
+def test_select_errors(selection, arrays, class_names, error):
+    if error is None:
+        selection.select(arrays, class_names)
+        return
+    with pytest.raises(ConfigError, match=error):
+        selection.select(arrays, class_names)
+
+
+@pytest.mark.parametrize(
+    "make, error",
+    [
+        (lambda: Selection(misclassified=True, correct=True), r"misclassified and correct exclude each other"),
+        (lambda: Selection(most_confident_wrong=3, correct=True), r"most_confident_wrong and correct exclude"),
+        (
+            lambda: Selection(misclassified=True, least_confident_correct=2),
+            r"misclassified and least_confident_correct",
+        ),
+        (lambda: Selection(most_confident_wrong=0, least_confident_correct=0), r"exclude each other"),
+        (lambda: Selection(misclassified=True) & Selection(correct=True), r"exclude each other"),
+        (lambda: Selection(min_score=0.9, max_score=0.1), r"min_score 0.9 is above max_score 0.1"),
+        (lambda: Selection(min_score=0.9) & Selection(max_score=0.1), r"min_score 0.9 is above max_score 0.1"),
+        (lambda: Selection(classes=["cat"]) & Selection(classes=[0]), r"give both as names or both as ids"),
+        (lambda: Selection(limit=-1), r"limit must be a non-negative integer or None, got -1"),
+        (lambda: Selection(per_class=1.5), r"per_class must be a non-negative integer"),
+        (lambda: Selection(most_confident_wrong=True), r"most_confident_wrong must be a non-negative integer"),
+        (lambda: Selection(misclassified="yes"), r"misclassified must be True or False, got 'yes'"),
+        (lambda: Selection(min_score="0.5"), r"min_score must be a number or None"),
+        (lambda: Selection(max_score=float("nan")), r"max_score must be finite"),
+        (
+            lambda: Selection(classes=[1.5]),
+            r"classes must be a list of class ids \(int\) or class names \(str\), got item 1.5",
+        ),
+        (lambda: Selection(classes=[True]), r"got item True"),
+        (lambda: Selection(ids={"a": 1}), r"ids must be a list of example ids"),
+        (lambda: Selection(ids=np.zeros((2, 2), int)), r"ids must be a 1-D array"),
+        (lambda: Selection(limit=1) & 3, TypeError),
+    ],
+)
+def test_construction_errors(make, error):
+    if error is TypeError:
+        with pytest.raises(TypeError):
+            make()
+        return
+    with pytest.raises(ConfigError, match=error):
+        make()
+
+
+@pytest.mark.parametrize(
+    "selection, fields",
+    [
+        (Selection(), set()),
+        (Selection(limit=4), set()),
+        (Selection(classes=["cat"]), {"labels"}),
+        (Selection(per_class=2), {"labels"}),
+        (Selection(misclassified=True), {"labels", "pred_labels", "probs"}),
+        (Selection(correct=True), {"labels", "pred_labels", "probs"}),
+        (Selection(min_score=0.1), {"pred_scores", "probs", "pred_labels"}),
+        (Selection(most_confident_wrong=3), {"labels", "pred_labels", "probs", "pred_scores"}),
+        (Selection(least_confident_correct=3), {"labels", "pred_labels", "probs", "pred_scores"}),
+        (Selection(ids=["a"]), {"ids"}),
+        (Selection(ids=["a"], classes=[0]), {"ids", "labels"}),
+    ],
+)
+def test_fields_name_what_select_reads_never_images(selection, fields):
+    assert selection.fields == fields
+    # select() reads nothing else: given only those fields (the ones there are), it works
+    selection.select({k: v for k, v in ARRAYS.items() if k in fields}, CLASSES, n=len(LABELS))
+
+
+@pytest.mark.parametrize(
+    "selection, text",
+    [
+        (Selection(), "Selection()"),
+        (Selection(classes="cat", limit=5), "Selection(classes=('cat',), limit=5)"),
+        (Selection(misclassified=True, min_score=1), "Selection(misclassified=True, min_score=1.0)"),
+        (Selection(ids=np.array([1, 2])), "Selection(ids=(1, 2))"),
+        (Selection(ids=list("abcdef")), "Selection(ids=('a', 'b', 'c', ... 6 ids))"),
+    ],
+)
+def test_repr(selection, text):
+    assert repr(selection) == text
+
+
+def test_and_is_the_selection_with_both_sets_of_conditions():
+    a = Selection(classes=["cat", "dog"], misclassified=True, limit=5)
+    b = Selection(classes=["dog"], min_score=0.5, per_class=2, limit=3)
+    both = Selection(classes=["dog"], misclassified=True, min_score=0.5, per_class=2, limit=3)
+    assert a & b == both
+    assert b & a == both
+    assert a.where(classes=["dog"], min_score=0.5, per_class=2, limit=3) == both
+    assert hash(a & b) == hash(both)  # frozen: usable as a dict key
+    assert Selection().everything and not a.everything
+    assert Selection(most_confident_wrong=1).ranked and not a.ranked
+
+
+# --------------------------------------------------------------------------- properties
+
+_filters = st.builds(
+    Selection,
+    classes=st.none() | st.lists(st.integers(0, 2), max_size=3),
+    misclassified=st.booleans(),
+    min_score=st.none() | st.sampled_from([0.25, 0.5, 0.75]),
+    max_score=st.none() | st.sampled_from([0.8, 1.0]),
+    ids=st.none() | st.lists(st.sampled_from(list("abcdefgh")), max_size=4),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=_filters, b=_filters)
+def test_filters_and_is_the_intersection(a, b):
+    both = set(a.select(ARRAYS).tolist()) & set(b.select(ARRAYS).tolist())
+    assert (a & b).select(ARRAYS).tolist() == sorted(both)
+    assert (b & a).select(ARRAYS).tolist() == sorted(both)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    a=_filters,
+    k=st.none() | st.integers(0, 5),
+    per_class=st.none() | st.integers(0, 3),
+    limit=st.none() | st.integers(0, 5),
+)
+def test_cuts_keep_a_subset_of_the_filtered_examples(a, k, per_class, limit):
+    if k is not None and a.misclassified is False:
+        a = a.where(misclassified=True)
+    cut = (
+        a.where(per_class=per_class, limit=limit)
+        if k is None
+        else a.where(most_confident_wrong=k, per_class=per_class, limit=limit)
+    )
+    got = cut.select(ARRAYS).tolist()
+    assert set(got) <= set(a.select(ARRAYS).tolist())
+    assert len(got) == len(set(got))
+    if limit is not None:
+        assert len(got) <= limit
+    if per_class is not None:
+        assert max(np.bincount(LABELS[got], minlength=3), default=0) <= per_class
+    if k is None:
+        assert got == sorted(got)  # step order
+    else:
+        assert list(SCORES[got]) == sorted(SCORES[got], reverse=True)
