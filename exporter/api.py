@@ -41,6 +41,7 @@ from .errors import (
     ShardTooLargeError,
 )
 from .render import RenderOptions, render_confusion_matrix, render_example, render_grid
+from .select import Selection
 from .schema import BOX_COORDS, BOX_FORMATS, CANONICAL_FIELDS, ShardMeta, check_choice, manifest_filename, step_dirname
 from .shards import (
     DEFAULT_MAX_BYTES,
@@ -109,6 +110,7 @@ class ExportOptions:
     topk: int = 5
     skip_bad: bool = False
     dumps: str = "latest"
+    select: Selection | None = None  # which examples of each step to draw (metrics still use all)
 
     def __post_init__(self) -> None:
         if not isinstance(self.render, RenderOptions):
@@ -140,6 +142,8 @@ class ExportOptions:
         _check_int(self.workers, "workers", 1)
         _check_int(self.topk, "topk", 1)
         check_choice(self.dumps, ("latest", "all"), "dumps")
+        if self.select is not None and not isinstance(self.select, Selection):
+            raise ConfigError(f"select must be an exporter.Selection or None, got {type(self.select).__name__}")
         for name in ("grid", "metrics", "skip_bad"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -268,11 +272,10 @@ def render_options_for(options: ExportOptions, meta: ShardMeta) -> RenderOptions
 
 @dataclasses.dataclass(frozen=True)
 class _Unit:
-    """Rows ``start:stop`` of one shard to render; the first unit of a shard also validates it."""
+    """Rows of one shard to render; the first unit of a shard also validates it."""
 
     path: str
-    start: int
-    stop: int
+    rows: tuple[int, ...]
     base: int  # position in its step of the shard's row 0
     render: RenderOptions | None  # None: nothing to draw from this shard (metrics only)
     first: bool
@@ -322,7 +325,8 @@ def _work(unit: _Unit) -> _UnitResult:
     result = _UnitResult([], None, [], {})
     try:
         meta, arrays = _load(unit.path, None if unit.render is not None else _METRIC_FIELDS)
-        if unit.first:
+        # a metrics-only unit loads only the metric fields; a shard without any has nothing to check here
+        if unit.first and arrays:
             result.problems = [Problem(unit.path, m, f) for f, m in check_arrays(meta, arrays)]
             if result.problems:
                 return result
@@ -336,11 +340,11 @@ def _work(unit: _Unit) -> _UnitResult:
         return result
     if unit.render is None:
         return result
-    if not unit.first and any(a.ndim == 0 or a.shape[0] < unit.stop for a in arrays.values()):
+    if not unit.first and any(a.ndim == 0 or a.shape[0] <= max(unit.rows) for a in arrays.values()):
         return result  # fewer rows than the metadata says: the shard's first unit reports it
     fields = [n for n in arrays if n in CANONICAL_FIELDS]
     ids = arrays.get("ids")
-    for row in range(unit.start, unit.stop):
+    for row in unit.rows:
         index = unit.base + row
         try:
             img = render_example({n: arrays[n][row] for n in fields}, unit.render)
@@ -501,9 +505,15 @@ def _pipeline(
     to_render = 0
     for step, shards in plan.steps.items():
         base = 0
-        for shard in shards:
+        chosen = _selected_rows(shards, options)
+        taken = 0
+        for k, shard in enumerate(shards):
             n = len(shard)
-            rows = n if cap is None else max(0, min(n, cap - base))
+            wanted = range(n) if chosen is None else chosen[k]
+            if cap is not None:
+                wanted = wanted[: max(0, cap - taken)]
+            rows = len(wanted)
+            taken += rows
             if "images" not in shard.fields:
                 rows = 0
                 no_images.add(step)
@@ -517,10 +527,10 @@ def _pipeline(
                 # Small chunks keep every worker busy on few shards; one unit per shard when in-process.
                 chunk = rows if workers == 1 else max(8, min(64, math.ceil(rows / (2 * workers))))
                 for i, start in enumerate(range(0, rows, chunk)):
-                    stop = min(rows, start + chunk)
-                    units.append(_Unit(start=start, stop=stop, render=ropts, first=i == 0, **common))
+                    part = tuple(int(r) for r in wanted[start : start + chunk])
+                    units.append(_Unit(rows=part, render=ropts, first=i == 0, **common))
             elif metrics:
-                units.append(_Unit(start=0, stop=0, render=None, first=True, **common))
+                units.append(_Unit(rows=(), render=None, first=True, **common))
             to_render += rows
             base += n
             if units:
@@ -545,7 +555,7 @@ def _pipeline(
                 outs = []  # a shard is written whole or not at all
                 for unit in units:
                     outs.append(next(results))
-                    bar.update(unit.stop - unit.start)
+                    bar.update(len(unit.rows))
                 problems = [p for o in outs for p in o.problems]
                 render_errors = [o.render_error for o in outs if o.render_error]
                 if render_errors and not problems:
@@ -581,6 +591,34 @@ def _pipeline(
         if bar is not None:
             bar.close()
         results.close()
+
+
+def _selected_rows(shards: Sequence[Shard], options: ExportOptions) -> list[np.ndarray] | None:
+    """Rows of each shard that ``options.select`` keeps (None: all), from the small fields it needs.
+
+    The selection sees the whole step (so "the 32 most confidently wrong" ranks across shards);
+    rows are returned in shard order. A shard that cannot be read selects nothing here: its
+    validation reports it.
+    """
+    selection = options.select
+    if selection is None or selection.everything:
+        return None
+    names = sorted(n for n in selection.fields if all(n in s.fields for s in shards))  # some are alternatives
+    parts, sizes = [], []
+    for shard in shards:
+        try:
+            loaded = shard.load(names)
+            ok = all(n in loaded and len(loaded[n]) == len(shard) for n in names)
+        except (ShardError, ShardTooLargeError):
+            ok = False
+        sizes.append(len(shard) if ok else 0)
+        if ok:
+            parts.append(loaded)
+    class_names = options.class_names or next((s.meta.class_names for s in shards if s.meta.class_names), None)
+    arrays = {n: np.concatenate([p[n] for p in parts]) for n in names} if parts else {}
+    picked = np.sort(selection.select(arrays, class_names, n=sum(sizes), source=f"step {shards[0].step}")) if parts else []
+    starts = np.cumsum([0] + sizes)
+    return [np.asarray(picked)[(picked >= a) & (picked < b)] - a for a, b in zip(starts[:-1], starts[1:])]
 
 
 def _warn(notes: list[str]) -> None:

@@ -24,6 +24,7 @@ examples:
   summary-exporter export eval_shards logs/eval --class-names classes.txt --score-threshold 0.3
   summary-exporter export eval_shards logs/eval_sbs --side-by-side --match-iou 0.5 --workers 2
   summary-exporter render eval_shards overlays --max-per-step 16 --grid
+  summary-exporter export eval_shards logs/worst --most-confident-wrong 32
   summary-exporter demo demo_out
 
 Shards are the .npz files written by exporter.ShardWriter, EvalDumpHook or
@@ -56,6 +57,33 @@ def _floats(text: str) -> tuple[float, ...]:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _names(text: str) -> list[str | int]:
+    """Comma-separated names or ids: all-digit items become ints (class ids / integer example ids)."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected comma-separated names or ids")
+    return [int(t) if t.isdigit() else t for t in items]
+
+
+def _selection(args: argparse.Namespace):
+    """The Selection the 'which examples' flags describe, or None."""
+    from .select import Selection
+
+    chosen = dict(
+        classes=args.classes,
+        misclassified=args.misclassified,
+        correct=args.correct,
+        min_score=args.min_score,
+        max_score=args.max_score,
+        most_confident_wrong=args.most_confident_wrong,
+        least_confident_correct=args.least_confident_correct,
+        per_class=args.per_class,
+        ids=args.ids,
+    )
+    chosen = {k: v for k, v in chosen.items() if v not in (None, False)}
+    return Selection(**chosen) if chosen else None
 
 
 def read_class_names(path: str) -> list[str]:
@@ -103,6 +131,15 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     g3.add_argument("--max-per-step", type=_positive_int, metavar="N", help="only the first N examples of each step")
     g3.add_argument("--grid", action="store_true", help="also write a contact sheet per step")
     g3.add_argument("--grid-max", type=_positive_int, default=64, metavar="N", help="examples in the contact sheet (default 64)")
+    g3.add_argument("--misclassified", action="store_true", help="only examples whose predicted class is wrong")
+    g3.add_argument("--correct", action="store_true", help="only examples whose predicted class is right")
+    g3.add_argument("--classes", type=_names, metavar="A,B", help="only examples of these true classes (names or ids)")
+    g3.add_argument("--min-score", type=_fraction, metavar="S", help="only examples predicted with score >= S")
+    g3.add_argument("--max-score", type=_fraction, metavar="S", help="only examples predicted with score <= S")
+    g3.add_argument("--most-confident-wrong", type=_positive_int, metavar="K", help="the K most confidently wrong examples per step")
+    g3.add_argument("--least-confident-correct", type=_positive_int, metavar="K", help="the K least confident correct examples per step")
+    g3.add_argument("--per-class", type=_positive_int, metavar="N", help="at most N examples per true class and step")
+    g3.add_argument("--ids", type=_names, metavar="ID,ID", help="only these example ids")
     g3.add_argument("--all-dumps", action="store_true", help="read every dump of a step, not only the newest")
     g3.add_argument("--skip-bad", action="store_true", help="skip shards that fail validation and list them, instead of stopping")
     g3.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="render in N processes (default 1)")
@@ -214,6 +251,7 @@ def _options(args: argparse.Namespace):
         workers=args.workers,
         skip_bad=args.skip_bad,
         dumps="all" if args.all_dumps else "latest",
+        select=_selection(args),
         **extra,
     )
 
