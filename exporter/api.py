@@ -72,7 +72,7 @@ ShardsArg = Union[str, os.PathLike, Run]
 _METRIC_FIELDS = ("labels", "pred_labels", "probs")
 #: Longest side of one cell of a step's grid image, in pixels.
 GRID_CELL = 320
-#: Most classes a confusion matrix is kept and drawn for: class ids come from shards, and a (K, K)
+#: Most classes a confusion matrix and PR curves are kept for: class ids come from shards, and a (K, K)
 #: count matrix for an id of 10**9 (or 10**5 class names) would not fit in memory.
 MAX_CONFUSION_CLASSES = 1000
 
@@ -111,6 +111,7 @@ class ExportOptions:
     skip_bad: bool = False
     dumps: str = "latest"
     select: Selection | None = None  # which examples of each step to draw (metrics still use all)
+    max_shard_bytes: int = DEFAULT_MAX_BYTES  # refuse shards whose arrays would need more memory
 
     def __post_init__(self) -> None:
         if not isinstance(self.render, RenderOptions):
@@ -140,6 +141,7 @@ class ExportOptions:
             raise ConfigError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality!r}")
         check_choice(self.png_encoder, PNG_ENCODERS, "png_encoder")
         _check_int(self.workers, "workers", 1)
+        _check_int(self.max_shard_bytes, "max_shard_bytes", 1)
         _check_int(self.topk, "topk", 1)
         check_choice(self.dumps, ("latest", "all"), "dumps")
         if self.select is not None and not isinstance(self.select, Selection):
@@ -239,13 +241,13 @@ class _Plan:
     bad: list[Problem]
 
 
-def _plan(shards: ShardsArg, dumps: str, skip_bad: bool) -> _Plan:
+def _plan(shards: ShardsArg, dumps: str, skip_bad: bool, max_bytes: int = DEFAULT_MAX_BYTES) -> _Plan:
     """Open every shard lazily; unreadable ones raise, or with ``skip_bad`` become ``bad``."""
     if isinstance(shards, Run):
         return _Plan({s: shards.shards(s) for s in shards.steps}, list(shards.ignored), list(shards.bad))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the ignored dumps are reported by the caller
-        run = open_run(shards, dumps=dumps, skip_bad=skip_bad)
+        run = open_run(shards, dumps=dumps, skip_bad=skip_bad, max_bytes=max_bytes)
     return _Plan({s: run.shards(s) for s in run.steps}, list(run.ignored), list(run.bad))
 
 
@@ -284,6 +286,7 @@ class _Unit:
     jpeg_quality: int
     png_encoder: str
     keep_pixels: int  # examples with step position < keep_pixels come back as pixels too (for the grid)
+    max_bytes: int  # the reader's refusal limit per shard
 
 
 @dataclasses.dataclass
@@ -309,10 +312,10 @@ class _UnitResult:
 _CACHE: dict[str, tuple[ShardMeta, dict[str, np.ndarray]]] = {}
 
 
-def _load(path: str, names: Sequence[str] | None) -> tuple[ShardMeta, dict[str, np.ndarray]]:
+def _load(path: str, names: Sequence[str] | None, max_bytes: int) -> tuple[ShardMeta, dict[str, np.ndarray]]:
     if names is None and path in _CACHE:
         return _CACHE[path]
-    shard = Shard(path, max_bytes=DEFAULT_MAX_BYTES)
+    shard = Shard(path, max_bytes=max_bytes)
     loaded = (shard.meta, shard.load(names))
     if names is None:
         _CACHE.clear()
@@ -324,9 +327,9 @@ def _work(unit: _Unit) -> _UnitResult:
     """Load, check (first unit of a shard), render and encode one unit. Runs in a worker process."""
     result = _UnitResult([], None, [], {})
     try:
-        meta, arrays = _load(unit.path, None if unit.render is not None else _METRIC_FIELDS)
-        # a metrics-only unit loads only the metric fields; a shard without any has nothing to check here
-        if unit.first and arrays:
+        meta, arrays = _load(unit.path, None if unit.render is not None else _METRIC_FIELDS, unit.max_bytes)
+        # a metrics-only unit loads only the metric fields: without any, only "holds no fields" is left to check
+        if unit.first and (arrays or not Shard(unit.path).fields):
             result.problems = [Problem(unit.path, m, f) for f, m in check_arrays(meta, arrays)]
             if result.problems:
                 return result
@@ -461,7 +464,8 @@ class _StepMetrics:
                 rank = (probs > true_p[:, None]).sum(axis=1)  # classes scored above the true one
                 self.topk_total += n
                 self.topk_correct += int(((rank < self.topk) & known).sum())
-            self.pr.add(probs, labels)
+            if kk <= MAX_CONFUSION_CLASSES:  # (K, thresholds) counts: bounded like the confusion matrix
+                self.pr.add(probs, labels)
 
 
 @dataclasses.dataclass
@@ -521,6 +525,7 @@ def _pipeline(
             common = dict(
                 path=str(shard.path), base=base, metrics=metrics, image_format=options.image_format,
                 jpeg_quality=options.jpeg_quality, png_encoder=options.png_encoder, keep_pixels=keep,
+                max_bytes=options.max_shard_bytes,
             )
             if rows:
                 ropts = render_options_for(options, shard.meta)
@@ -670,7 +675,7 @@ def export(
     png_encoder_name(options.png_encoder)  # a missing fpng is reported before any work
     t0 = time.perf_counter()
     logdir = Path(logdir)
-    plan = _plan(shards, options.dumps, options.skip_bad)
+    plan = _plan(shards, options.dumps, options.skip_bad, options.max_shard_bytes)
     bad = list(plan.bad)
     notes = _ignored_note(plan)
     state = _ExportState.load(logdir, options, plan)
@@ -746,8 +751,8 @@ def _write_step(writer: EventWriter, item: _StepDone, options: ExportOptions, no
     classes = max(m.classes_seen, len(item.class_names or ()) if m.classes_seen else 0)
     if classes > MAX_CONFUSION_CLASSES:
         notes.append(
-            f"step {item.step}: confusion matrix not drawn ({classes} classes; it is drawn for at most "
-            f"{MAX_CONFUSION_CLASSES})"
+            f"step {item.step}: confusion matrix and PR curves not written ({classes} classes; they are written "
+            f"for at most {MAX_CONFUSION_CLASSES})"
         )
     elif m.confusion.size:
         matrix = m.confusion
@@ -904,7 +909,7 @@ def render(
     options = dataclasses.replace(options, image_format="png")
     png_encoder_name(options.png_encoder)
     outdir = Path(outdir)
-    plan = _plan(shards, options.dumps, options.skip_bad)
+    plan = _plan(shards, options.dumps, options.skip_bad, options.max_shard_bytes)
     bad = list(plan.bad)
     notes = _ignored_note(plan)
     written: list[Path] = []
@@ -995,10 +1000,10 @@ def shard_files(shards: str | os.PathLike) -> list[Path]:
     return files
 
 
-def validate(shards: str | os.PathLike) -> list[Problem]:
+def validate(shards: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Problem]:
     """Every problem of every shard file under ``shards`` (older dumps included). Empty = all valid.
 
     >>> for problem in validate("eval_shards"):           # doctest: +SKIP
     ...     print(problem)
     """
-    return [p for f in shard_files(shards) for p in validate_shard(f)]
+    return [p for f in shard_files(shards) for p in validate_shard(f, max_bytes=max_bytes)]

@@ -16,6 +16,7 @@ from typing import Sequence
 from . import __version__
 from .errors import ConfigError, ExporterError
 from .schema import BOX_COORDS, BOX_FORMATS, IMAGE_LAYOUTS
+from .shards import DEFAULT_MAX_BYTES
 
 EPILOG = """\
 examples:
@@ -142,6 +143,8 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     g3.add_argument("--ids", type=_names, metavar="ID,ID", help="only these example ids")
     g3.add_argument("--all-dumps", action="store_true", help="read every dump of a step, not only the newest")
     g3.add_argument("--skip-bad", action="store_true", help="skip shards that fail validation and list them, instead of stopping")
+    g3.add_argument("--max-shard-mb", type=_positive_int, default=DEFAULT_MAX_BYTES >> 20, metavar="MB",
+                    help=f"refuse shards needing more memory than this (default {DEFAULT_MAX_BYTES >> 20})")
     g3.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="render in N processes (default 1)")
     g3.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -196,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="example:\n  summary-exporter validate eval_shards && echo ok",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("shards", help="run folder, step folder or shard file")
+    p.add_argument("--max-shard-mb", type=_positive_int, default=DEFAULT_MAX_BYTES >> 20, metavar="MB",
+                   help=f"refuse shards needing more memory than this (default {DEFAULT_MAX_BYTES >> 20})")
 
     p = sub.add_parser(
         "demo",
@@ -252,6 +257,7 @@ def _options(args: argparse.Namespace):
         skip_bad=args.skip_bad,
         dumps="all" if args.all_dumps else "latest",
         select=_selection(args),
+        max_shard_bytes=args.max_shard_mb << 20,
         **extra,
     )
 
@@ -263,9 +269,9 @@ def _run(args: argparse.Namespace) -> int:
         print(api.inspect(args.shards))
         return 0
     if args.command == "validate":
-        problems = api.validate(args.shards)
+        problems = api.validate(args.shards, max_bytes=args.max_shard_mb << 20)
         for problem in problems:
-            print(problem)
+            print(str(problem).replace("\n", "\\n"))  # one line per problem, whatever the file name holds
         files = len(api.shard_files(args.shards))
         bad = len({p.path for p in problems})
         print(f"{files} shard(s) checked: {files - bad} valid, {bad} with problems", file=sys.stderr)
@@ -306,6 +312,9 @@ def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 must print, not crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import platform
 import re
 import time
@@ -133,7 +134,7 @@ class ShardMeta:
     def from_json(cls, text: str, *, path: str | None = None) -> "ShardMeta":
         try:
             d = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:  # ValueError: also an int of more than 4300 digits
             raise ShardFormatError(f"metadata entry '{META_KEY}' is not valid JSON ({exc})", path=path) from None
         if not isinstance(d, dict):
             raise ShardFormatError(f"metadata entry '{META_KEY}' must be a JSON object, got {type(d).__name__}", path=path)
@@ -174,12 +175,13 @@ class ShardMeta:
 
         for key in ("step", "shard_index", "num_examples"):
             v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise bad(f"'{key}' must be a non-negative integer, got {v!r}")
+            # below 2**63: TensorBoard steps are int64 and len() of a shard must fit an index
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63:
+                raise bad(f"'{key}' must be a non-negative integer below 2**63, got {v!r}")
         if not isinstance(self.dump_id, str) or not re.match(r"^[A-Za-z0-9_.-]{1,64}$", self.dump_id):
             raise bad(f"'dump_id' must be a short name of letters, digits, '_', '.', '-', got {self.dump_id!r}")
-        if isinstance(self.created, bool) or not isinstance(self.created, (int, float)):
-            raise bad(f"'created' must be a number (unix time), got {self.created!r}")
+        if not _finite_number(self.created):
+            raise bad(f"'created' must be a finite number (unix time), got {self.created!r}")
         if self.box_format not in BOX_FORMATS:
             raise bad(f"'box_format' must be one of {', '.join(BOX_FORMATS)}, got {self.box_format!r}")
         if self.box_coords not in BOX_COORDS:
@@ -193,12 +195,23 @@ class ShardMeta:
         if self.image_range is not None and (
             not isinstance(self.image_range, list)
             or len(self.image_range) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.image_range)
+            or not all(_finite_number(v) for v in self.image_range)
+            or not float(self.image_range[0]) < float(self.image_range[1])  # as the renderer compares them
         ):
-            raise bad(f"'image_range' must be [low, high] or null, got {self.image_range!r}")
+            raise bad(f"'image_range' must be [low, high] (finite, low < high) or null, got {self.image_range!r}")
         for key in ("sources", "versions", "user"):
             if not isinstance(getattr(self, key), dict):
                 raise bad(f"'{key}' must be an object")
+
+
+def _finite_number(value: Any) -> bool:
+    """A JSON number that is a usable float: JSON allows NaN, Infinity and ints too big for a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def parse_version(value: Any, *, path: str | None = None) -> tuple[int, int]:

@@ -48,7 +48,9 @@ DEFAULT_MAX_BYTES = 4 << 30
 _TMP_MARK = ".tmp-"
 #: What a damaged zip raises while a member is read: zlib.error for a garbled deflate stream,
 #: RuntimeError for a member flagged as encrypted, NotImplementedError for an unknown compression.
-_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
+_ZIP_ERRORS = (
+    zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError
+)
 #: Most uncompressed bytes one stored byte can yield: 1 when stored, 1032 for deflate (its limit).
 _MAX_RATIO = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: 1032}
 

@@ -394,3 +394,21 @@ def test_export_options_refuse_what_cannot_work(kwargs, match):
 def test_export_of_a_missing_folder(tmp_path):
     with pytest.raises(RunNotFoundError):
         export(tmp_path / "missing", tmp_path / "tb")
+
+
+def test_pr_curves_and_confusion_matrix_are_bounded_by_class_count(tmp_path):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    from exporter import ShardWriter
+    from exporter.api import MAX_CONFUSION_CLASSES, ExportOptions, export
+
+    k = MAX_CONFUSION_CLASSES + 1
+    probs = np.full((2, k), 1.0 / k, np.float32)
+    with ShardWriter(tmp_path / "s", step=1) as w:
+        w.add(images=np.zeros((2, 4, 4), np.uint8), labels=np.array([0, k - 1]), probs=probs)
+    with pytest.warns(UserWarning, match="confusion matrix and PR curves not written"):
+        report = export(tmp_path / "s", tmp_path / "l", ExportOptions())
+    acc = event_accumulator.EventAccumulator(str(tmp_path / "l"), size_guidance={"tensors": 0})
+    acc.Reload()
+    assert not [t for t in acc.Tags()["tensors"] if t.startswith("pr_curve/")]
+    assert report.images == 2

@@ -373,6 +373,8 @@ def _read_boxes(
     n = b.shape[0]
     num = _scalar(example, num_name)
     if num is not None:
+        if np.asarray(num).dtype.kind not in "biuf":  # float() would take "3" and choke on a date
+            raise RenderError(f"field '{num_name}' must be a number of boxes, got {num!r}")
         num = float(num)
         n = int(min(max(num, 0), n)) if math.isfinite(num) else n
     labels = _vector(example, labels_name, n)
