@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from tbutil import decode, read_events
 
 from exporter import tags
 from exporter.api import ExportOptions, RunSummary, export, inspect, render, validate
@@ -23,20 +22,6 @@ K = len(CLASSES)
 STEPS = (100, 200, 300)
 N = 6  # examples per step, in shards of 4 and 2
 IDS = np.array(["../../etc/passwd", "/abs/path.jpg", "猫/1", "café", "img_0004", "C:\\x\\y"])
-
-
-def read_events(logdir):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(logdir), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
-    acc.Reload()
-    return acc
-
-
-def decode(data: bytes) -> Image.Image:
-    img = Image.open(io.BytesIO(data))
-    img.load()
-    return img
 
 
 def step_data(step: int, n: int = N, *, h: int = 24, w: int = 32) -> dict[str, np.ndarray]:

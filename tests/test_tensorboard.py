@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 
 import numpy as np
@@ -11,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
+from tbutil import decode, read_events
 
 from exporter import tags
 from exporter.errors import ConfigError
@@ -24,20 +24,6 @@ from exporter.tensorboard import (
 )
 
 PNG_ENCODERS = ["pillow"] + (["fpng"] if fpng_available() else [])
-
-
-def read_events(logdir):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(logdir), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
-    acc.Reload()
-    return acc
-
-
-def decode(data: bytes) -> Image.Image:
-    img = Image.open(io.BytesIO(data))
-    img.load()
-    return img
 
 
 # --------------------------------------------------------------------------- encode_image
