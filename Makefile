@@ -42,7 +42,7 @@ browser:
 	  else echo "note: chromium not installed, the browser screenshot test will be skipped"; fi; }
 
 bench: .venv/tf215/.ready
-	.venv/tf215/bin/summary-exporter bench
+	mkdir -p bench_out && .venv/tf215/bin/summary-exporter bench --json bench_out/bench.json
 
 clean:
 	rm -rf .venv demo_out

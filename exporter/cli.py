@@ -27,6 +27,7 @@ examples:
   summary-exporter render eval_shards overlays --max-per-step 16 --grid
   summary-exporter export eval_shards logs/worst --most-confident-wrong 32
   summary-exporter demo demo_out
+  summary-exporter bench --quick
 
 Shards are the .npz files written by exporter.ShardWriter, EvalDumpHook or
 EvalDumpCallback; SHARDS may be a run folder, one step-* folder or one file.
@@ -210,6 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("outdir", nargs="?", default="demo_out", help="working folder (default demo_out)")
     p.add_argument("--fast", action="store_true", help="fewer training steps (for tests)")
+
+    p = sub.add_parser(
+        "bench",
+        help="measure export and capture speed as ratios against the usual routes (prints a table)",
+        epilog="example:\n  summary-exporter bench --json bench.json\n  summary-exporter bench --quick",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from .bench import add_arguments
+
+    add_arguments(p)
     return parser
 
 
@@ -292,6 +303,10 @@ def _run(args: argparse.Namespace) -> int:
         paths = api.render(args.shards, args.outdir, _options(args), progress=not args.no_progress)
         print(f"wrote {len(paths)} PNG files under {args.outdir}")
         return 0
+    if args.command == "bench":
+        from .bench import run as run_bench
+
+        return run_bench(args)
     if args.command == "demo":
         from .demo import run_demo
 

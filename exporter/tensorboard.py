@@ -18,6 +18,8 @@ import collections
 import functools
 import io
 import os
+import time
+import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -85,8 +87,9 @@ def encode_image(image: Any, fmt: str = "png", quality: int = 90, *, png_encoder
     """Encode a PIL image or uint8 array as PNG or JPEG bytes.
 
     PNG uses ``fpng`` when importable (``png_encoder="auto"``), else Pillow with
-    ``compress_level=1``: both much faster than Pillow's default, for files
-    somewhat larger. JPEG always uses Pillow at ``quality``.
+    ``compress_level=1`` and zlib's RLE strategy: both much faster than Pillow's
+    default, for files about as large on photos (larger on flat drawings such as
+    a confusion matrix). JPEG always uses Pillow at ``quality``.
 
     >>> data = encode_image(np.zeros((4, 6, 3), np.uint8))
     >>> data[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
@@ -105,7 +108,8 @@ def encode_image(image: Any, fmt: str = "png", quality: int = 90, *, png_encoder
         if img.mode not in ("RGB", "RGBA"):  # fpng writes 24- or 32-bit pixels only
             img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
         return _fpng().from_ndarray(np.ascontiguousarray(np.asarray(img)))
-    img.save(buf, format="PNG", compress_level=1)
+    # zlib's run-length strategy: a third faster than level 1 alone, and on photos as small as level 6
+    img.save(buf, format="PNG", compress_level=1, compress_type=zlib.Z_RLE)
     return buf.getvalue()
 
 
@@ -199,7 +203,8 @@ class EventWriter:
 
     # ---------------------------------------------------------------- records
 
-    def _add(self, summary: Any, step: int, walltime: float | None) -> None:
+    def _event(self, step: int, walltime: float | None) -> Any:
+        """A new, empty event at ``step`` (checked: open writer, ascending steps), for the caller to fill."""
         from tensorboardX.proto import event_pb2
 
         if self._closed:
@@ -211,15 +216,16 @@ class EventWriter:
                 "newer events, so write steps in ascending order"
             )
         self.last_step = step
-        event = event_pb2.Event(summary=summary, step=step)
-        if walltime is not None:
-            event.wall_time = float(walltime)
-        else:
-            import time
+        return event_pb2.Event(step=step, wall_time=time.time() if walltime is None else float(walltime))
 
-            event.wall_time = time.time()
+    def _write(self, event: Any) -> None:
         self._writer.write_event(event)
         self.events += 1
+
+    def _add(self, summary: Any, step: int, walltime: float | None) -> None:
+        event = self._event(step, walltime)
+        event.summary.CopyFrom(summary)
+        self._write(event)
 
     def add_image(
         self,
@@ -233,12 +239,12 @@ class EventWriter:
         colorspace: int = 3,
     ) -> None:
         """One pre-encoded PNG/JPEG under ``tag`` at ``step``."""
-        from tensorboardX.proto.summary_pb2 import Summary
-
-        image = Summary.Image(
-            height=int(height), width=int(width), colorspace=int(colorspace), encoded_image_string=bytes(encoded)
-        )
-        self._add(Summary(value=[Summary.Value(tag=tag, image=image)]), step, walltime)
+        event = self._event(step, walltime)
+        # filled in place: the encoded bytes are copied once, not once more per enclosing message
+        image = event.summary.value.add(tag=tag).image
+        image.height, image.width, image.colorspace = int(height), int(width), int(colorspace)
+        image.encoded_image_string = bytes(encoded)
+        self._write(event)
         self.counts["images"][tag] += 1
 
     def add_scalar(self, tag: str, value: float, *, step: int, walltime: float | None = None) -> None:

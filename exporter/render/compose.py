@@ -255,9 +255,9 @@ def render_example(example: Mapping[str, np.ndarray], options: RenderOptions = _
 
     canvas = np.empty((height, width, 3), dtype=np.uint8)
     if width != w or height != h:
-        canvas[...] = colors.BACKGROUND
+        _fill(canvas, colors.BACKGROUND)
     if caption_lines:
-        canvas[header_h + h : header_h + h + caption_h] = caption[1]
+        _fill(canvas[header_h + h : header_h + h + caption_h], caption[1])
     for p in panels:
         region = canvas[p.y : p.y + h, p.x : p.x + w]
         if f == 1:
@@ -304,6 +304,12 @@ def render_example(example: Mapping[str, np.ndarray], options: RenderOptions = _
     if topk:
         _draw_topk(img, draw, topk, y + style.pad, width, style)
     return img
+
+
+def _fill(region: np.ndarray, color: Color) -> None:
+    """``region[...] = color``, but one row built once and copied: numpy broadcasts a 3-value colour
+    pixel by pixel, which cost more than half of a whole render."""
+    region[...] = np.tile(np.asarray(color, np.uint8), (1, region.shape[1], 1))
 
 
 def _upscale_factor(h: int, w: int, min_size: int) -> int:
