@@ -7,7 +7,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from exporter import Selection, ShardWriter
-from exporter.api import ExportOptions, export, render
+from exporter.api import ExportOptions, render
 from exporter.cli import main
 
 N = 30
