@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  summary-exporter demo demo_out && tensorboard --logdir demo_out/logs",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("outdir", nargs="?", default="demo_out", help="working folder (default demo_out)")
+    p.add_argument("outdir", nargs="?", default="demo_out", help="working folder, its shards/ and logs/ are replaced (default demo_out)")
     p.add_argument("--fast", action="store_true", help="fewer training steps (for tests)")
 
     p = sub.add_parser(
