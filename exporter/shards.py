@@ -116,22 +116,33 @@ def as_field_array(name: str, value: Any) -> np.ndarray:
     return arr
 
 
-def write_shard(directory: str | os.PathLike, meta: ShardMeta, arrays: Mapping[str, np.ndarray], *, compress: bool = False) -> Path:
+def write_shard(
+    directory: str | os.PathLike,
+    meta: ShardMeta,
+    arrays: Mapping[str, np.ndarray] | Sequence[Mapping[str, np.ndarray]],
+    *,
+    compress: bool = False,
+) -> Path:
     """Write one shard atomically: temp file in the same folder, flush + fsync, ``os.replace``.
 
+    ``arrays`` is one mapping of batch-major arrays, or a list of such chunks
+    that are written one after the other into each ``.npy`` member (what
+    ``numpy.savez`` would write for their concatenation, without building it).
     A reader never sees a half-written shard; a crash leaves at most a hidden
     ``.<name>.tmp-*`` file that readers ignore.
     """
+    chunks = [arrays] if isinstance(arrays, Mapping) else list(arrays)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / shard_filename(meta.dump_id, meta.shard_index)
     tmp = directory / f".{final.name}{_TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
-    payload = dict(arrays)
-    payload[META_KEY] = np.array(meta.to_json())
-    save = np.savez_compressed if compress else np.savez
+    compression = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     try:
         with open(tmp, "wb") as f:
-            save(f, **payload)
+            with zipfile.ZipFile(f, mode="w", compression=compression, allowZip64=True) as zf:
+                for name in chunks[0]:
+                    _write_member(zf, name, [c[name] for c in chunks])
+                _write_member(zf, META_KEY, [np.array(meta.to_json())])
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, final)
@@ -143,6 +154,25 @@ def write_shard(directory: str | os.PathLike, meta: ShardMeta, arrays: Mapping[s
         raise
     _fsync_dir(directory)
     return final
+
+
+def _write_member(zf: zipfile.ZipFile, name: str, parts: Sequence[np.ndarray]) -> None:
+    """One ``.npy`` member holding the concatenation of ``parts`` along axis 0 (or one 0-d array)."""
+    first = parts[0]
+    dtype = np.result_type(*parts) if first.dtype.kind == "U" else first.dtype  # text widths may differ
+    shape = first.shape if first.ndim == 0 else (sum(p.shape[0] for p in parts),) + first.shape[1:]
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    with zf.open(name + ".npy", "w", force_zip64=True) as member:
+        np.lib.format.write_array_header_2_0(member, header) if _needs_v2(header) else np.lib.format.write_array_header_1_0(member, header)
+        for p in parts:
+            p = np.ascontiguousarray(p, dtype=dtype)
+            if p.size:
+                member.write(memoryview(p).cast("B"))
+
+
+def _needs_v2(header: dict) -> bool:
+    """npy format 1.0 holds headers up to 65535 bytes; larger (many-field) headers need 2.0."""
+    return len(repr(header)) > 60000
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -243,8 +243,8 @@ class ShardWriter:
             if self._error is not None:
                 continue  # drain so the producer never blocks; the error is raised there
             try:
-                arrays = {k: np.concatenate([c[k] for c in chunks]) if len(chunks) > 1 else chunks[0][k] for k in chunks[0]}
-                self.paths.append(write_shard(self.step_dir, meta, arrays, compress=self.compress))
+                # chunks go straight into the members: no concatenated copy competing with the eval for CPU
+                self.paths.append(write_shard(self.step_dir, meta, chunks, compress=self.compress))
                 self.written += meta.num_examples
             except BaseException as exc:  # noqa: BLE001 - surfaced on the caller's thread
                 if self.on_error == "drop":
