@@ -44,3 +44,20 @@ def test_plain_numpy_load_reads_every_golden_shard():
     for f in find_shard_files(GOLDEN):
         with np.load(f, allow_pickle=False) as npz:
             assert "__meta__" in npz.files and npz["images"].dtype == np.uint8
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_golden_v1_shards_export(writer, tmp_path):
+    from tbutil import read_events
+
+    from exporter.api import export
+
+    report = export(GOLDEN / writer, tmp_path / "logs")
+    assert report.steps == [100, 200] and not report.bad
+    acc = read_events(tmp_path / "logs")
+    example_tags = [t for t in acc.Tags()["images"] if t.startswith("examples/")]
+    assert len(example_tags) == 8  # one per id, the same at both steps
+    assert all([e.step for e in acc.Images(t)] == [100, 200] for t in example_tags)
+    for event in acc.Scalars("metrics/accuracy"):
+        want = expected_arrays(event.step)
+        assert event.value == pytest.approx(float((want["labels"] == want["pred_labels"]).mean()))
