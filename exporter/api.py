@@ -678,7 +678,7 @@ def export(
     plan = _plan(shards, options.dumps, options.skip_bad, options.max_shard_bytes)
     bad = list(plan.bad)
     notes = _ignored_note(plan)
-    state = _ExportState.load(logdir, options, plan)
+    state = _ExportState.load(logdir, options)
     mode = "full"
     if incremental:
         mode, plan, note = state.incremental_plan(plan)
@@ -845,7 +845,7 @@ class _ExportState:
     previous_hash: str | None
 
     @classmethod
-    def load(cls, logdir: Path, options: ExportOptions, plan: _Plan) -> "_ExportState":
+    def load(cls, logdir: Path, options: ExportOptions) -> "_ExportState":
         import hashlib
         import json
 
