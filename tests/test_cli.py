@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+from tbutil import read_events
 
 from exporter import ShardWriter
 from exporter.cli import main
@@ -68,8 +69,6 @@ def test_validate_good_and_bad(shards, capsys):
 
 
 def test_export_prints_the_tensorboard_command(shards, tmp_path, capsys):
-    from tensorboard.backend.event_processing import event_accumulator
-
     names = tmp_path / "classes.txt"
     names.write_text("# my classes\nkitten\npuppy\n")
     logdir = tmp_path / "logs" / "eval"
@@ -77,8 +76,7 @@ def test_export_prints_the_tensorboard_command(shards, tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "wrote " in out and f"tensorboard --logdir {logdir}" in out
-    acc = event_accumulator.EventAccumulator(str(logdir), size_guidance={"images": 0})
-    acc.Reload()
+    acc = read_events(logdir)
     assert {"examples/a", "examples/d", "examples_grid", "metrics/confusion_matrix"} <= set(acc.Tags()["images"])
     assert [e.step for e in acc.Images("examples/b")] == [100, 200]
 

@@ -16,6 +16,7 @@ import corpus
 import numpy as np
 import pytest
 from corpus import CASES, Case
+from tbutil import read_events
 
 from exporter.cli import main
 from exporter.tensorboard import EVENT_FILE_GLOB
@@ -35,10 +36,7 @@ def _no_marker(root: Path) -> None:
 
 
 def _images_by_step(logdir: Path) -> dict[int, set[str]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(logdir), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
-    acc.Reload()
+    acc = read_events(logdir)
     steps: dict[int, set[str]] = {}
     for tag in acc.Tags()["images"]:
         for event in acc.Images(tag):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tensorboard.backend.event_processing import event_accumulator
+from tbutil import read_events
 
 from exporter import Selection, ShardWriter
 from exporter.api import ExportOptions, render
@@ -38,8 +38,7 @@ def _expected_worst(shards, step, k):
 
 
 def _example_tags(logdir):
-    acc = event_accumulator.EventAccumulator(str(logdir), size_guidance={"images": 0, "scalars": 0})
-    acc.Reload()
+    acc = read_events(logdir)
     by_step: dict[int, set[str]] = {}
     for tag in acc.Tags()["images"]:
         if tag.startswith("examples/"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tensorboard.backend.event_processing import event_accumulator
+from tbutil import read_events
 
 from exporter import ShardWriter
 from exporter.api import ExportOptions, export
@@ -23,8 +23,7 @@ def _dump(folder, step, n=3):
 
 
 def _events(logdir):
-    acc = event_accumulator.EventAccumulator(str(logdir), size_guidance={"images": 0, "scalars": 0})
-    acc.Reload()
+    acc = read_events(logdir)
     images = {t: [e.step for e in acc.Images(t)] for t in acc.Tags()["images"]}
     scalars = {t: [e.step for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
     return images, scalars

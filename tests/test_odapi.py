@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from tbutil import read_events
 
 from exporter import ShardWriter, open_run
 from exporter.api import export
@@ -63,15 +64,12 @@ def test_renderer_takes_one_odapi_example():
 
 
 def test_odapi_dict_through_the_writer_and_the_exporter(tmp_path):
-    from tensorboard.backend.event_processing import event_accumulator
-
     with ShardWriter(tmp_path / "shards", step=7, class_names=class_names_from_label_map(LABEL_MAP)) as w:
         w.add(**_odapi_batch())
     arrays = next(open_run(tmp_path / "shards").iter_batches()).arrays
     assert arrays["box_labels"].tolist() == [[2, -1], [2, -1]] and arrays["ids"].tolist() == ["img/0001.jpg", "img/0002.jpg"]
     export(tmp_path / "shards", tmp_path / "logs")
-    acc = event_accumulator.EventAccumulator(str(tmp_path / "logs"), size_guidance={"images": 0})
-    acc.Reload()
+    acc = read_events(tmp_path / "logs")
     tags = [t for t in acc.Tags()["images"] if t.startswith("examples/")]
     assert len(tags) == 2 and all("0001" in t or "0002" in t for t in tags)
     (event,) = acc.Images(tags[0])

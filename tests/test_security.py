@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tbutil import read_events
 
 import exporter
 from exporter import ShardFormatError, ShardWriter, open_run, tags
@@ -174,15 +175,12 @@ def test_render_writes_only_inside_outdir(hostile_run, tmp_path):
 
 
 def test_export_writes_only_inside_logdir_with_safe_tags(hostile_run, tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     logdir = tmp_path / "logs" / "eval"
     before = _snapshot(tmp_path)
     export(hostile_run, logdir, ExportOptions(grid=True))
     new = _snapshot(tmp_path) - before
     assert all(_inside(p, logdir) or p == logdir.parent for p in new), sorted(new)
-    acc = EventAccumulator(str(logdir), size_guidance={"images": 0})
-    acc.Reload()
+    acc = read_events(logdir)
     example_tags = [t for t in acc.Tags()["images"] if t.startswith("examples/")]
     assert len(example_tags) == len(HOSTILE_IDS)
     for tag in example_tags:
