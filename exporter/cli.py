@@ -230,8 +230,7 @@ def _options(args: argparse.Namespace):
     from .render import RenderOptions
 
     class_names = read_class_names(args.class_names) if args.class_names else None
-    render = RenderOptions(
-        class_names=class_names,
+    render = RenderOptions(  # class names go to ExportOptions, which overrides each shard's metadata
         score_threshold=args.score_threshold,
         max_boxes=args.max_boxes,
         side_by_side=args.side_by_side,

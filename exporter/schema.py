@@ -66,9 +66,14 @@ CANONICAL_FIELDS: dict[str, FieldSpec] = {
 }
 
 
-def check_field_name(name: str) -> str:
+def is_field_name(name: object) -> bool:
     """Field names are identifiers (letters, digits, underscore), which also keeps them safe as zip keys."""
-    if not isinstance(name, str) or not _FIELD_NAME.match(name):
+    return isinstance(name, str) and _FIELD_NAME.match(name) is not None
+
+
+def check_field_name(name: str) -> str:
+    """``name`` if it is a field name (``is_field_name``), else ConfigError."""
+    if not is_field_name(name):
         raise ConfigError(
             f"field name {name!r} is not allowed: use a letter followed by letters, digits or '_' (max 64)"
         )

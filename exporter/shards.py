@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import secrets
 import stat
 import time
@@ -36,6 +35,7 @@ from .schema import (
     STEP_DIR_PREFIX,
     ShardMeta,
     check_field_name,
+    is_field_name,
     shard_filename,
     step_dirname,
 )
@@ -530,7 +530,7 @@ def check_arrays(meta: ShardMeta, arrays: Mapping[str, np.ndarray]) -> list[tupl
     if not arrays:
         problems.append((None, "holds no fields"))
     for name, arr in arrays.items():
-        if not re.match(r"^[A-Za-z][A-Za-z0-9_]{0,63}$", name):
+        if not is_field_name(name):
             problems.append((name, "is not a valid field name (letters, digits, '_')"))
             continue
         if arr.ndim == 0 or arr.shape[0] != n:
