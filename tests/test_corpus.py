@@ -16,6 +16,7 @@ import corpus
 import numpy as np
 import pytest
 from corpus import CASES, Case
+from reporting import write_line
 from tbutil import read_events
 
 from exporter.cli import main
@@ -48,11 +49,7 @@ def _images_by_step(logdir: Path) -> dict[int, set[str]]:
 def _report_corpus_size(request):
     """Print the case count after the module, past pytest's output capture (also with -q)."""
     yield
-    plugins = request.config.pluginmanager
-    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"\n{corpus.summary()}")
+    write_line(request.config, f"\n{corpus.summary()}")
 
 
 def test_the_corpus_is_big_enough_and_names_are_unique():

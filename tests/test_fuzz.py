@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from reporting import write_line
 
 from exporter import CANONICAL_FIELDS, ExporterError, ShardWriter
 from exporter.api import ExportOptions, export
@@ -47,16 +48,11 @@ FUZZ = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, Health
 def _report_examples_run(request):
     """Print how many fuzz examples ran, past pytest's output capture (also with -q)."""
     yield
-    plugins = request.config.pluginmanager
-    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        detail = ", ".join(
-            f"{k} {v}" + (f" ({EXPORTED[k]} valid, exported)" if EXPORTED[k] else "") for k, v in RUN.items()
-        )
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(
-                f"\n{sum(RUN.values())} fuzz examples run (budget {sum(FUZZ_EXAMPLES.values())}): {detail}"
-            )
+    detail = ", ".join(
+        f"{k} {v}" + (f" ({EXPORTED[k]} valid, exported)" if EXPORTED[k] else "") for k, v in RUN.items()
+    )
+    budget = sum(FUZZ_EXAMPLES.values())
+    write_line(request.config, f"\n{sum(RUN.values())} fuzz examples run (budget {budget}): {detail}")
 
 
 @pytest.fixture(scope="module")
