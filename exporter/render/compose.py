@@ -541,6 +541,11 @@ def _pixel_rects(xyxy: np.ndarray, f: int, bounds: tuple[int, int, int, int]) ->
     return [None if out else tuple(rect) for out, rect in zip(outside.tolist(), r.tolist(), strict=True)]
 
 
+def _class_box_color(cid: int) -> Color:
+    """The colour of a box of class ``cid`` (a box whose class id was unreadable gets its own)."""
+    return _UNKNOWN_COLOR if cid == _NO_ID else class_color(cid)
+
+
 def _draw_pred(draw, boxes: _Boxes, matched, o: RenderOptions, f: int, bounds, style: _Style) -> list:
     """Draw predicted boxes (lowest score first, so the best is on top); return their labels, best first."""
     labels = []
@@ -555,7 +560,7 @@ def _draw_pred(draw, boxes: _Boxes, matched, o: RenderOptions, f: int, bounds, s
         elif cid is None:
             color = class_color(0)
         else:
-            color = _UNKNOWN_COLOR if cid == _NO_ID else class_color(cid)
+            color = _class_box_color(cid)
         draw.rectangle(rect, outline=color, width=style.line)
         parts = []
         if cid is not None:
@@ -581,7 +586,7 @@ def _draw_gt(canvas: np.ndarray, boxes: _Boxes, missed, o: RenderOptions, f: int
         elif cid is None:
             color = colors.GT
         else:
-            color = _UNKNOWN_COLOR if cid == _NO_ID else class_color(cid)
+            color = _class_box_color(cid)
         _dashed_rect(canvas, rect, color, style)
         prefix = "missed" if missed is not None and missed[i] else "gt"
         labels.append((f"{prefix}: {_name(cid, o)}" if cid is not None else prefix, rect, color, "bottom"))
