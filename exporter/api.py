@@ -41,7 +41,8 @@ from .errors import (
     ShardTooLargeError,
 )
 from .render import RenderOptions, render_confusion_matrix, render_example, render_grid
-from .schema import BOX_COORDS, BOX_FORMATS, CANONICAL_FIELDS, ShardMeta, check_choice, manifest_filename, step_dirname
+from ._checks import check_choice
+from .schema import BOX_COORDS, BOX_FORMATS, CANONICAL_FIELDS, ShardMeta, manifest_filename, step_dirname
 from .select import Selection
 from .shards import (
     DEFAULT_MAX_BYTES,

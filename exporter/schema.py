@@ -13,7 +13,7 @@ import math
 import platform
 import re
 import time
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, get_args
 
 from .errors import ConfigError, ShardFormatError, ShardVersionError
 
@@ -27,9 +27,20 @@ META_KEY = "__meta__"
 SHARD_SUFFIX = ".npz"
 STEP_DIR_PREFIX = "step-"
 
-BOX_FORMATS = ("yxyx", "xyxy", "xywh", "cxcywh")
-BOX_COORDS = ("normalized", "pixels")
-IMAGE_LAYOUTS = ("HWC", "CHW", "HW")
+BoxFormat = Literal["yxyx", "xyxy", "xywh", "cxcywh"]
+BoxCoords = Literal["normalized", "pixels"]
+ImageLayout = Literal["HWC", "CHW", "HW"]
+
+BOX_FORMATS: tuple[BoxFormat, ...] = get_args(BoxFormat)
+BOX_COORDS: tuple[BoxCoords, ...] = get_args(BoxCoords)
+IMAGE_LAYOUTS: tuple[ImageLayout, ...] = get_args(ImageLayout)
+#: Box formats whose last two numbers are the far corner (the others give a width and height).
+CORNER_FORMATS: frozenset[BoxFormat] = frozenset({"yxyx", "xyxy"})
+#: What a shard's boxes are when its metadata does not say: TensorFlow's (and the ODAPI's) convention.
+DEFAULT_BOX_FORMAT: BoxFormat = "yxyx"
+DEFAULT_BOX_COORDS: BoxCoords = "normalized"
+#: Channel counts an image may have (grey, RGB, RGBA).
+IMAGE_CHANNELS = (1, 3, 4)
 
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
@@ -66,6 +77,28 @@ CANONICAL_FIELDS: dict[str, FieldSpec] = {
 }
 
 
+def image_layout(shape: tuple[int, ...], layout: str | None = None) -> ImageLayout | None:
+    """The layout of ONE image of ``shape`` (no batch axis), or None when it cannot be read.
+
+    With ``layout`` given, that layout if ``shape`` fits it. Without, the guess
+    rule: 2-d is ``HW``; 3-d whose last dim is 1, 3 or 4 is ``HWC``; else 3-d
+    whose first dim is 1, 3 or 4 is ``CHW``. So a (3, 5, 3) image reads as HWC.
+    The renderer draws by this rule and the validator checks by it.
+
+    >>> image_layout((3, 32, 48)), image_layout((32, 48, 3)), image_layout((5, 5, 5))
+    ('CHW', 'HWC', None)
+    """
+    if layout == "HW" or (layout is None and len(shape) == 2):
+        return "HW" if len(shape) == 2 else None
+    if len(shape) != 3:
+        return None
+    if layout == "HWC" or layout is None and shape[2] in IMAGE_CHANNELS:
+        return "HWC" if shape[2] in IMAGE_CHANNELS else None
+    if layout == "CHW" or layout is None:
+        return "CHW" if shape[0] in IMAGE_CHANNELS else None
+    return None
+
+
 def is_field_name(name: object) -> bool:
     """Field names are identifiers (letters, digits, underscore), which also keeps them safe as zip keys."""
     return isinstance(name, str) and _FIELD_NAME.match(name) is not None
@@ -78,12 +111,6 @@ def check_field_name(name: str) -> str:
             f"field name {name!r} is not allowed: use a letter followed by letters, digits or '_' (max 64)"
         )
     return name
-
-
-def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
-    if value not in choices:
-        raise ConfigError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
-    return value
 
 
 def library_versions() -> dict[str, str]:
@@ -118,9 +145,9 @@ class ShardMeta:
     sources: dict[str, str | None] = dataclasses.field(default_factory=dict)
     class_names: list[str] | None = None
     mask_class_names: list[str] | None = None  # masks have their own class space (often 0 = background)
-    box_format: str = "yxyx"
-    box_coords: str = "normalized"
-    image_layout: str | None = None
+    box_format: BoxFormat = DEFAULT_BOX_FORMAT
+    box_coords: BoxCoords = DEFAULT_BOX_COORDS
+    image_layout: ImageLayout | None = None
     image_range: list[float] | None = None
     versions: dict[str, str] = dataclasses.field(default_factory=library_versions)
     user: dict[str, Any] = dataclasses.field(default_factory=dict)

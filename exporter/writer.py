@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ._checks import check_choice
 from .errors import ConfigError, WriterError
 from .odapi import to_canonical
 from .schema import (
@@ -24,7 +25,6 @@ from .schema import (
     BOX_FORMATS,
     IMAGE_LAYOUTS,
     ShardMeta,
-    check_choice,
     manifest_filename,
     meta_from_mapping,
     step_dirname,

@@ -18,7 +18,8 @@ import dataclasses
 import numpy as np
 
 from ..errors import ConfigError, RenderError
-from ..schema import BOX_COORDS, BOX_FORMATS, check_choice
+from .._checks import check_choice
+from ..schema import BOX_COORDS, BOX_FORMATS
 
 
 def to_pixel_xyxy(boxes: np.ndarray, box_format: str, box_coords: str, width: float, height: float) -> np.ndarray:

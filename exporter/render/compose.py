@@ -26,7 +26,8 @@ from PIL import Image, ImageDraw
 
 from ..errors import ConfigError, RenderError
 from ..odapi import to_canonical
-from ..schema import BOX_COORDS, BOX_FORMATS, IMAGE_LAYOUTS, check_choice
+from .._checks import check_choice
+from ..schema import BOX_COORDS, BOX_FORMATS, IMAGE_LAYOUTS
 from . import colors
 from .boxes import as_box_array, match_boxes, to_pixel_xyxy_keep
 from .colors import Color, class_color, text_color
