@@ -11,12 +11,13 @@ tensorboardX (the exporting functions import those when first used).
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .errors import (
     ConfigError,
     ExporterError,
     MissingDependencyError,
+    NothingExportedError,
     RenderError,
     RunNotFoundError,
     ShardError,
@@ -27,25 +28,33 @@ from .errors import (
     WriterError,
 )
 from .schema import BOX_COORDS, BOX_FORMATS, CANONICAL_FIELDS, FORMAT_VERSION
-from .shards import Problem, Run, Shard, open_run, validate_shard
-from .writer import ShardWriter
+from .shards import Problem, Shard
+from .validation import validate_shard
+from .writer import ShardWriter, WriterConfig
 
 # Exporting needs Pillow and tensorboardX: loaded on first use, keeping `import exporter` light.
 _LAZY = {
+    "ExportMode": "api",
     "ExportOptions": "api",
     "export": "api",
     "inspect": "api",
     "render": "api",
     "validate": "api",
+    "ReadOptions": "render",
     "RenderOptions": "render",
     "Selection": "select",
-    "Examples": "views",
-    "compare": "views",
+    "Examples": "examples",
+    "Run": "examples",
+    "compare": "examples",
+    "open_run": "examples",
 }
-_SUBMODULES = ("api", "capture", "demo", "odapi", "render", "select", "tags", "tensorboard", "views")
+_SUBMODULES = (
+    "api", "capture", "demo", "examples", "manifest", "metrics", "odapi", "options", "render", "schema", "select",
+    "shards", "tags", "tensorboard", "validation", "views", "writer",
+)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     import importlib
 
     if name in _SUBMODULES:  # `exporter.views.compare(...)` works without importing exporter.views first
@@ -63,11 +72,14 @@ __all__ = [
     "CANONICAL_FIELDS",
     "ConfigError",
     "Examples",
+    "ExportMode",
     "ExportOptions",
     "ExporterError",
     "FORMAT_VERSION",
     "MissingDependencyError",
+    "NothingExportedError",
     "Problem",
+    "ReadOptions",
     "RenderError",
     "RenderOptions",
     "Run",
@@ -80,6 +92,7 @@ __all__ = [
     "ShardTooLargeError",
     "ShardVersionError",
     "ShardWriter",
+    "WriterConfig",
     "WriterError",
     "compare",
     "export",

@@ -10,11 +10,11 @@ import argparse
 import json
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from . import __version__
-from .errors import ConfigError, ExporterError
+from ._version import __version__
+from .errors import ConfigError, ExporterError, NothingExportedError
 from .schema import BOX_COORDS, BOX_FORMATS, IMAGE_LAYOUTS
 from .shards import DEFAULT_MAX_BYTES
 
@@ -218,19 +218,36 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  summary-exporter bench --json bench.json\n  summary-exporter bench --quick",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from .bench import add_arguments
-
-    add_arguments(p)
+    p.add_argument("--quick", action="store_true",
+                   help="tiny sizes, no 2 GB run, no Estimator: a smoke test in well under a minute")
+    p.add_argument("--json", metavar="PATH", help="also write the results (rows, raw timings, machine) as JSON")
+    p.add_argument("--cache-dir", metavar="DIR", default=None,
+                   help="where the >= 2 GB run of the memory rows is kept (default: a folder in the user cache)")
+    p.add_argument("--workdir", metavar="DIR", default=None,
+                   help="scratch folder for shards and event files (default: a new temporary folder)")
+    p.add_argument("--skip", action="append", default=[], metavar="SECTION",
+                   help="leave a section out (repeatable; the sections are listed in the table)")
+    p.add_argument("--images", type=int, default=None, help="images per export pass of rows 1-3")
+    p.add_argument("--repeats", type=int, default=None, help="interleaved passes of rows 1-3 (median)")
     return parser
 
 
 def _options(args: argparse.Namespace):
     """Build ExportOptions from parsed arguments (import here: Pillow/tensorboardX load only when needed)."""
-    from .api import ExportOptions
-    from .render import RenderOptions
+    from .options import ExportOptions
+    from .render import ReadOptions, RenderOptions
 
-    class_names = read_class_names(args.class_names) if args.class_names else None
-    render = RenderOptions(  # class names go to ExportOptions, which overrides each shard's metadata
+    read = ReadOptions(
+        class_names=read_class_names(args.class_names) if args.class_names else None,
+        box_format=args.box_format,
+        box_coords=args.box_coords,
+        layout=args.layout,
+        bgr=args.bgr,
+        value_range=args.value_range,
+        mean=args.mean,
+        std=args.std,
+    )
+    style = RenderOptions(
         score_threshold=args.score_threshold,
         max_boxes=args.max_boxes,
         side_by_side=args.side_by_side,
@@ -239,11 +256,6 @@ def _options(args: argparse.Namespace):
         mask_outline=args.mask_outline,
         topk=args.topk,
         min_size=args.min_size,
-        layout=args.layout,
-        bgr=args.bgr,
-        value_range=args.value_range,
-        mean=args.mean,
-        std=args.std,
         draw_caption=not args.no_caption,
     )
     extra = {}
@@ -256,10 +268,8 @@ def _options(args: argparse.Namespace):
             topk=args.topk_accuracy,
         )
     return ExportOptions(
-        render=render,
-        class_names=class_names,
-        box_format=args.box_format,
-        box_coords=args.box_coords,
+        read=read,
+        render=style,
         max_per_step=args.max_per_step,
         grid=args.grid,
         grid_max=args.grid_max,
@@ -287,10 +297,15 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{files} shard(s) checked: {files - bad} valid, {bad} with problems", file=sys.stderr)
         return 1 if problems else 0
     if args.command == "export":
-        report = api.export(
-            args.shards, args.logdir, _options(args), progress=not args.no_progress, incremental=args.incremental
-        )
-        if report.mode == "up to date":
+        try:
+            report = api.export(
+                args.shards, args.logdir, _options(args), progress=not args.no_progress, incremental=args.incremental
+            )
+        except NothingExportedError as exc:
+            for problem in exc.bad:
+                print(f"skipped: {problem}", file=sys.stderr)
+            raise
+        if report.mode is api.ExportMode.UP_TO_DATE:
             print(f"{args.logdir} is up to date: no new shards")
             return 0
         for problem in report.bad:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,7 @@ def make_shapes(n: int, *, size: int = 64, seed: int = 0, max_shapes: int = 3) -
     if isinstance(max_shapes, bool) or not isinstance(max_shapes, (int, np.integer)) or max_shapes < 1:
         raise ValueError(f"max_shapes must be a positive integer, got {max_shapes!r}")
     n, size, max_shapes = int(n), int(size), int(max_shapes)
-    out = {
+    out: dict[str, np.ndarray] = {
         "images": np.zeros((n, size, size, 3), np.uint8),
         "labels": np.zeros((n,), np.int32),
         "gt_boxes": np.zeros((n, max_shapes, 4), np.float32),
@@ -118,7 +119,7 @@ def _draw_example(rng: np.random.Generator, size: int, max_shapes: int, yy: np.n
                 break
     flips = rng.random(len(placed)) < 0.5  # triangles point up or down
     colours = [_bright_colour(rng) for _ in placed]
-    shapes = [_shape_pixels(cls, y0, x0, side, flip, yy, xx) for (cls, y0, x0, side), flip in zip(placed, flips)]
+    shapes = [_shape_pixels(cls, y0, x0, side, flip, yy, xx) for (cls, y0, x0, side), flip in zip(placed, flips, strict=True)]
 
     background = rng.integers(0, 50, size=3).astype(np.float32)
     image = np.empty((size, size, 3), np.float32)
@@ -385,7 +386,7 @@ def run_demo(outdir: str | os.PathLike, *, fast: bool = False, progress: Callabl
     ``outdir/contact_sheet.png`` (both checkpoints' first examples, side by side).
     """
     from . import api
-    from .render import RenderOptions, render_example, render_grid
+    from .render import ReadOptions, RenderOptions, render_example, render_grid
     from .shards import open_run
 
     outdir = Path(outdir)
@@ -405,12 +406,12 @@ def run_demo(outdir: str | os.PathLike, *, fast: bool = False, progress: Callabl
 
     # the contact sheet: the same 8 examples at each checkpoint, one row per checkpoint
     run = open_run(shards)
-    sheet_options = RenderOptions(mask_alpha=0.35, class_names=CLASS_NAMES, min_size=96)
+    sheet_style, sheet_read = RenderOptions(mask_alpha=0.35, min_size=96), ReadOptions(class_names=CLASS_NAMES)
     cells = []
     for step in run.steps:
         batch = next(run.iter_batches(step))
         for i in range(min(8, len(batch))):
-            cells.append(render_example({k: v[i] for k, v in batch.arrays.items()}, sheet_options))
+            cells.append(render_example({k: v[i] for k, v in batch.arrays.items()}, sheet_style, sheet_read))
     sheet = render_grid(cells, cols=min(8, len(cells) // max(1, len(run.steps))))
     sheet_path = outdir / "contact_sheet.png"
     sheet.save(sheet_path)

@@ -14,6 +14,7 @@ working::
     ├── RenderError (ValueError)           inputs the renderer cannot draw
     ├── ConfigError (ValueError)           an option or argument that cannot work
     ├── WriterError (RuntimeError)         the background shard writer failed
+    ├── NothingExportedError (RuntimeError)  every shard was bad: no event file was written
     └── MissingDependencyError (ImportError)  an optional extra is not installed
 
 The command line catches ``ExporterError`` and prints ``error: <message>``.
@@ -71,6 +72,14 @@ class ConfigError(ExporterError, ValueError):
 
 class WriterError(ExporterError, RuntimeError):
     """The background shard writer failed; the original error is chained."""
+
+
+class NothingExportedError(ExporterError, RuntimeError):
+    """``export`` with ``skip_bad`` could read no shard at all, so it wrote nothing; ``bad`` lists them."""
+
+    def __init__(self, message: str, *, bad: list | None = None):
+        super().__init__(message)
+        self.bad = list(bad or [])
 
 
 class MissingDependencyError(ExporterError, ImportError):

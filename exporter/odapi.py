@@ -11,7 +11,8 @@ that is already canonical is returned as it is.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

@@ -13,7 +13,8 @@ import math
 import platform
 import re
 import time
-from typing import Any, Literal, Mapping, get_args
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, get_args
 
 from .errors import ConfigError, ShardFormatError, ShardVersionError
 
@@ -119,7 +120,7 @@ def library_versions() -> dict[str, str]:
 
     import numpy
 
-    from . import __version__
+    from ._version import __version__
 
     versions = {"summary_exporter": __version__, "numpy": numpy.__version__, "python": platform.python_version()}
     for mod in ("tensorflow", "keras", "torch", "jax"):
@@ -163,7 +164,7 @@ class ShardMeta:
         return json.dumps(d, sort_keys=True, allow_nan=False)
 
     @classmethod
-    def from_json(cls, text: str, *, path: str | None = None) -> "ShardMeta":
+    def from_json(cls, text: str, *, path: str | None = None) -> ShardMeta:
         try:
             d = json.loads(text)
         except (ValueError, RecursionError) as exc:  # ValueError: also an int of more than 4300 digits
@@ -251,6 +252,25 @@ def parse_version(value: Any, *, path: str | None = None) -> tuple[int, int]:
         raise ShardFormatError(f"metadata 'format_version' must look like '1.0', got {value!r}", path=path)
     major, minor = value.split(".")
     return int(major), int(minor)
+
+
+def class_names(metas: Iterable[ShardMeta], override: Sequence[str] | None = None) -> tuple[str, ...] | None:
+    """THE class-name rule: the user's ``override`` when given, else the names of the last shard that has any.
+
+    Rendering, selections, metrics, ``Run.class_names`` and the notebook all ask
+    this function, so the names a picture shows are the names a selection
+    matches. "Last" is the newest shard in step and shard order.
+
+    >>> class_names([], override=["cat", "dog"])
+    ('cat', 'dog')
+    """
+    if override is not None:
+        return tuple(override)
+    names = None
+    for meta in metas:
+        if meta.class_names:
+            names = tuple(meta.class_names)
+    return names
 
 
 def step_dirname(step: int) -> str:

@@ -16,11 +16,14 @@ import time
 import warnings
 import zipfile
 import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from ._checks import check_choice
+from ._files import atomic_write, is_temp_name
 from .errors import (
     ConfigError,
     RunNotFoundError,
@@ -32,20 +35,16 @@ from .schema import (
     CANONICAL_FIELDS,
     META_KEY,
     SHARD_SUFFIX,
-    STEP_DIR_PREFIX,
     ShardMeta,
     check_field_name,
-    is_field_name,
+    class_names,
     shard_filename,
-    step_dirname,
 )
-
-if TYPE_CHECKING:  # the notebook API imports Pillow: only when used
-    from .views import Examples
 
 #: Default refusal limit for the decoded size of one shard's arrays.
 DEFAULT_MAX_BYTES = 4 << 30
-_TMP_MARK = ".tmp-"
+#: Which dumps of a step a reader uses: the newest (default) or all of them.
+DUMPS = ("latest", "all")
 #: What a damaged zip raises while a member is read: zlib.error for a garbled deflate stream,
 #: RuntimeError for a member flagged as encrypted, NotImplementedError for an unknown compression.
 _ZIP_ERRORS = (
@@ -81,6 +80,13 @@ class Problem:
     def __str__(self) -> str:
         where = f"field '{self.field}': " if self.field else ""
         return f"{self.path}: {where}{self.message}"
+
+    @classmethod
+    def from_error(cls, path: str | os.PathLike, exc: ShardError | ShardTooLargeError) -> Problem:
+        """The problem a reader's error describes (the path is not repeated in the message)."""
+        if isinstance(exc, ShardError):
+            return cls(str(path), exc.reason, exc.field)
+        return cls(str(path), str(exc).removeprefix(f"{path}: "))
 
 
 # --------------------------------------------------------------------------- writing
@@ -123,37 +129,26 @@ def write_shard(
     *,
     compress: bool = False,
 ) -> Path:
-    """Write one shard atomically: temp file in the same folder, flush + fsync, ``os.replace``.
+    """Write one shard atomically (``exporter._files.atomic_write``: temp file, fsync, rename).
 
     ``arrays`` is one mapping of batch-major arrays, or a list of such chunks
     that are written one after the other into each ``.npy`` member (what
     ``numpy.savez`` would write for their concatenation, without building it).
     A reader never sees a half-written shard; a crash leaves at most a hidden
-    ``.<name>.tmp-*`` file that readers ignore.
+    temp file that readers ignore.
     """
     chunks = [arrays] if isinstance(arrays, Mapping) else list(arrays)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    final = directory / shard_filename(meta.dump_id, meta.shard_index)
-    tmp = directory / f".{final.name}{_TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}"
     compression = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    try:
-        with open(tmp, "wb") as f:
-            with zipfile.ZipFile(f, mode="w", compression=compression, allowZip64=True) as zf:
-                for name in chunks[0]:
-                    _write_member(zf, name, [c[name] for c in chunks])
-                _write_member(zf, META_KEY, [np.array(meta.to_json())])
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    _fsync_dir(directory)
-    return final
+
+    def write(f: BinaryIO) -> None:
+        with zipfile.ZipFile(f, mode="w", compression=compression, allowZip64=True) as zf:
+            for name in chunks[0]:
+                _write_member(zf, name, [c[name] for c in chunks])
+            _write_member(zf, META_KEY, [np.array(meta.to_json())])
+
+    return atomic_write(directory / shard_filename(meta.dump_id, meta.shard_index), write)
 
 
 def _write_member(zf: zipfile.ZipFile, name: str, parts: Sequence[np.ndarray]) -> None:
@@ -173,20 +168,6 @@ def _write_member(zf: zipfile.ZipFile, name: str, parts: Sequence[np.ndarray]) -
 def _needs_v2(header: dict) -> bool:
     """npy format 1.0 holds headers up to 65535 bytes; larger (many-field) headers need 2.0."""
     return len(repr(header)) > 60000
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable where the platform allows it (not on Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def new_dump_id() -> str:
@@ -347,7 +328,7 @@ def _check_regular_file(path: Path) -> None:
 
 
 def _is_shard_name(name: str) -> bool:
-    return name.endswith(SHARD_SUFFIX) and not name.startswith(".") and _TMP_MARK not in name
+    return name.endswith(SHARD_SUFFIX) and not name.startswith(".") and not is_temp_name(name)
 
 
 def find_shard_files(path: str | os.PathLike) -> list[Path]:
@@ -389,8 +370,7 @@ class Run:
     def __init__(
         self, path: str | os.PathLike, *, dumps: str = "latest", max_bytes: int = DEFAULT_MAX_BYTES, skip_bad: bool = False
     ):
-        if dumps not in ("latest", "all"):
-            raise ConfigError(f"dumps must be 'latest' or 'all', got {dumps!r}")
+        check_choice(dumps, DUMPS, "dumps")
         self.path = Path(path)
         self.dumps = dumps
         files = find_shard_files(self.path)
@@ -405,7 +385,7 @@ class Run:
             except ShardError as exc:
                 if not skip_bad:
                     raise
-                self.bad.append(Problem(str(f), exc.reason, exc.field))
+                self.bad.append(Problem.from_error(f, exc))
         by_step: dict[int, dict[str, list[Shard]]] = {}
         for s in shards:
             by_step.setdefault(s.step, {}).setdefault(s.meta.dump_id, []).append(s)
@@ -456,17 +436,16 @@ class Run:
                 if len(shape) != len(info.shape):
                     shape = (None,)
                 else:
-                    shape = tuple(a if a == b else None for a, b in zip(shape, (None,) + info.shape[1:]))
+                    shape = tuple(a if a == b else None for a, b in zip(shape, (None,) + info.shape[1:], strict=True))
                 dtype = prev.dtype if prev.dtype == info.dtype else np.result_type(prev.dtype, info.dtype)
                 merged[name] = FieldInfo(shape, dtype)
         return dict(sorted(merged.items()))
 
     @property
     def class_names(self) -> list[str] | None:
-        for s in reversed(self.shards()):
-            if s.meta.class_names:
-                return list(s.meta.class_names)
-        return None
+        """The run's class names by ``schema.class_names`` (the last shard with names)."""
+        names = class_names(s.meta for s in self.shards())
+        return None if names is None else list(names)
 
     def iter_batches(self, step: int | None = None, fields: Sequence[str] | None = None) -> Iterator[Batch]:
         """Yield one ``Batch`` per shard, in ascending step order, loading arrays only now."""
@@ -480,16 +459,6 @@ class Run:
             f"examples={self.num_examples()}, fields: {fields})"
         )
 
-    def examples(self, step: int | None = None, **selection: Any) -> "Examples":
-        """The examples of one step (default: the last), selected by ``exporter.select.Selection`` keywords.
-
-        >>> worst = open_run("eval_shards").examples(most_confident_wrong=16)   # doctest: +SKIP
-        >>> worst.grid()                                                        # doctest: +SKIP
-        """
-        from .views import Examples  # Pillow and the renderer load only when the notebook API is used
-
-        return Examples(self, step).select(**selection)
-
 
 def open_run(
     path: str | os.PathLike, *, dumps: str = "latest", max_bytes: int = DEFAULT_MAX_BYTES, skip_bad: bool = False
@@ -501,142 +470,3 @@ def open_run(
     ...     print(batch.step, batch.arrays["images"].shape)
     """
     return Run(path, dumps=dumps, max_bytes=max_bytes, skip_bad=skip_bad)
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def validate_shard(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Problem]:
-    """Every problem found in one shard file, each naming the file and the field. Empty = valid."""
-    p = str(path)
-    try:
-        shard = Shard(path, max_bytes=max_bytes)
-        arrays = shard.load()
-    except ShardError as exc:
-        return [Problem(p, exc.reason, exc.field)]
-    except ShardTooLargeError as exc:
-        return [Problem(p, str(exc).removeprefix(p + ": "))]
-    problems = [Problem(p, m, f) for f, m in check_arrays(shard.meta, arrays)]
-    parent = Path(path).parent.name
-    if parent.startswith(STEP_DIR_PREFIX) and parent != step_dirname(shard.meta.step):
-        problems.append(Problem(p, f"lies in folder {parent} but its metadata says step {shard.meta.step}"))
-    return problems
-
-
-def check_arrays(meta: ShardMeta, arrays: Mapping[str, np.ndarray]) -> list[tuple[str | None, str]]:
-    """Check arrays against the metadata and the canonical fields: ``[(field, message), ...]``."""
-    problems: list[tuple[str | None, str]] = []
-    n = meta.num_examples
-    if not arrays:
-        problems.append((None, "holds no fields"))
-    for name, arr in arrays.items():
-        if not is_field_name(name):
-            problems.append((name, "is not a valid field name (letters, digits, '_')"))
-            continue
-        if arr.ndim == 0 or arr.shape[0] != n:
-            problems.append((name, f"has shape {arr.shape}, expected a leading N={n} (metadata num_examples)"))
-            continue
-        spec = CANONICAL_FIELDS.get(name)
-        if spec is None:
-            continue
-        if arr.ndim not in spec.ranks:
-            problems.append((name, f"has shape {arr.shape}, expected {spec.doc}"))
-            continue
-        kind = arr.dtype.kind
-        if spec.kind == "id":
-            if kind not in "iuU":
-                problems.append((name, f"has dtype {arr.dtype}, expected integers or text"))
-        elif spec.kind == "int":
-            if kind not in "iub":
-                problems.append((name, f"has dtype {arr.dtype}, expected integer class ids"))
-        elif kind not in "biuf":
-            problems.append((name, f"has dtype {arr.dtype}, expected numbers"))
-        elif spec.kind == "box" and arr.shape[-1] != 4:
-            problems.append((name, f"has shape {arr.shape}, expected (N, M, 4)"))
-        elif name in ("images", "masks", "gt_masks") and 0 in arr.shape[1:]:
-            problems.append((name, f"has shape {arr.shape}: an empty picture cannot be drawn"))
-        elif name == "images" and not _drawable_layout(arr.shape, meta.image_layout):
-            problems.append((name, f"has shape {arr.shape}, {_layout_expectation(meta.image_layout)}"))
-        elif name == "probs" and arr.shape[1] == 0:
-            problems.append((name, f"has shape {arr.shape}, expected at least one class (N, K>0)"))
-    if problems:
-        return problems
-    problems.extend(_check_values(meta, arrays))
-    return problems
-
-
-_CHANNELS = (1, 3, 4)
-
-
-def _drawable_layout(shape: tuple[int, ...], layout: str | None) -> bool:
-    """Whether the renderer can read (N, ...) images of ``shape`` with ``layout`` (its guess rule when None)."""
-    if len(shape) == 3:
-        return layout in (None, "HW")
-    if layout == "HWC":
-        return shape[3] in _CHANNELS
-    if layout == "CHW":
-        return shape[1] in _CHANNELS
-    return layout is None and (shape[3] in _CHANNELS or shape[1] in _CHANNELS)
-
-
-def _layout_expectation(layout: str | None) -> str:
-    if layout == "HW":
-        return "expected (N,H,W) for metadata image_layout 'HW'"
-    if layout in ("HWC", "CHW"):
-        where = "last" if layout == "HWC" else "second"
-        return f"expected 1, 3 or 4 channels on the {where} axis for metadata image_layout '{layout}'"
-    return "expected 1, 3 or 4 channels: (N,H,W,C) or (N,C,H,W)"
-
-
-def _check_values(meta: ShardMeta, a: Mapping[str, np.ndarray]) -> list[tuple[str | None, str]]:
-    problems: list[tuple[str | None, str]] = []
-    ncls = len(meta.class_names) if meta.class_names else None
-    nmask = len(meta.mask_class_names) if meta.mask_class_names else None
-    # NaN/inf pixels are not a problem: images hold whatever the model saw (masked depth, a bad
-    # normalisation...) and the renderer draws NaN black, +inf white, -inf black (render/image.py).
-    for name in ("labels", "pred_labels", "box_labels", "gt_box_labels", "masks", "gt_masks"):
-        if name in a and a[name].size:
-            lo, hi = int(a[name].min()), int(a[name].max())
-            if lo < 0 and name not in ("box_labels", "gt_box_labels"):
-                problems.append((name, f"has negative class id {lo}"))
-            limit, what = (nmask, "mask class names") if name.endswith("masks") else (ncls, "class names")
-            if limit is not None and hi >= limit:
-                problems.append((name, f"has class id {hi}, outside the {limit} {what}"))
-    for name in ("pred_scores", "probs", "box_scores"):
-        if name in a and a[name].dtype.kind == "f" and not np.isfinite(a[name]).all():
-            problems.append((name, "has NaN/inf scores"))
-    for boxes, count, labels in (("boxes", "num_boxes", "box_labels"), ("gt_boxes", "gt_num_boxes", "gt_box_labels")):
-        if boxes not in a:
-            if count in a or labels in a:
-                problems.append((count if count in a else labels, f"is present but '{boxes}' is not"))
-            continue
-        m = a[boxes].shape[1]
-        for parallel in (labels, "box_scores") if boxes == "boxes" else (labels,):
-            if parallel in a and a[parallel].shape[:2] != a[boxes].shape[:2]:
-                problems.append(
-                    (parallel, f"has shape {a[parallel].shape}, expected {a[boxes].shape[:2]} to match '{boxes}'")
-                )
-        valid = np.ones(a[boxes].shape[:2], dtype=bool)
-        if count in a:
-            c = a[count]
-            if c.size and (c.min() < 0 or c.max() > m):
-                problems.append((count, f"has values in [{c.min()}, {c.max()}], expected 0..{m} (the padded box count)"))
-                continue
-            valid = np.arange(m)[None, :] < c[:, None]
-        b = a[boxes][valid].astype(np.float64)
-        if not b.size:
-            continue
-        if not np.isfinite(b).all():
-            problems.append((boxes, "has NaN/inf coordinates"))
-            continue
-        if meta.box_format in ("yxyx", "xyxy"):
-            inverted = (b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1])
-        else:
-            inverted = (b[:, 2] < 0) | (b[:, 3] < 0)
-        if inverted.any():
-            problems.append((boxes, f"has {int(inverted.sum())} inverted boxes (for box_format '{meta.box_format}')"))
-        if meta.box_coords == "normalized" and (b.min() < -0.05 or b.max() > 1.05):
-            problems.append(
-                (boxes, f"has coordinates in [{b.min():.3g}, {b.max():.3g}] but box_coords is 'normalized' (0..1)")
-            )
-    return problems

@@ -18,18 +18,26 @@ import collections
 import functools
 import io
 import os
+import secrets
+import shlex
+import socket
 import time
 import zlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
+from ._files import fsync_dir
 from .errors import ConfigError, MissingDependencyError
+from .tags import sanitize
 
 #: Suffix of every event file this package writes; how ``export`` recognises its own files.
 EVENT_FILE_SUFFIX = ".summary-exporter"
 EVENT_FILE_GLOB = "events.out.tfevents.*" + EVENT_FILE_SUFFIX
+#: Start of the hidden names of files being written inside an output folder (never holding "tfevents").
+STAGING_PREFIX = ".summary-exporter-tmp-"
 
 #: How many samples per tag TensorBoard keeps unless ``--samples_per_plugin`` says otherwise.
 TENSORBOARD_SAMPLES = {"images": 10, "pr_curves": 100, "scalars": 1000}
@@ -171,35 +179,65 @@ class PRCurveCounts:
 # --------------------------------------------------------------------------- events
 
 
-class EventWriter:
-    """Write events to one new event file in ``logdir``, step by step in ascending order.
+def tensorboard_command(logdir: str | os.PathLike, samples_needed: Mapping[str, int] | None = None) -> str:
+    """The command that shows ``logdir``, with ``--samples_per_plugin`` when some tag holds more than the default."""
+    command = "tensorboard --logdir " + shlex.quote(str(logdir))
+    if samples_needed:
+        command += " --samples_per_plugin " + ",".join(f"{k}={v}" for k, v in sorted(samples_needed.items()))
+    return command
 
-    Writes go straight to the file on the caller's thread (tensorboardX's
-    ``EventsWriter``), so a full disk raises here instead of being lost in a
-    background thread.
+
+def next_event_file_name(logdir: Path) -> str:
+    """A name that sorts after every event file of ours already in ``logdir``.
+
+    TensorBoard reads a run's event files in name order and never goes back to
+    an earlier name, so an appended file must sort last, and a rewritten run
+    must not reuse a name a live TensorBoard has already read (second-resolution
+    time stamps alone collide).
+    """
+    stamp, seq = int(time.time()), 0
+    for old in logdir.glob(EVENT_FILE_GLOB):
+        parts = old.name.split(".")
+        if len(parts) > 4 and parts[3].isdigit():
+            old_seq = int(parts[-2]) if parts[-2].isdigit() else 0
+            if int(parts[3]) > stamp or (int(parts[3]) == stamp and old_seq >= seq):
+                stamp, seq = max(stamp, int(parts[3])), old_seq + 1
+    host = sanitize(socket.gethostname() or "host").replace(".", "_")
+    return f"events.out.tfevents.{stamp:010d}.{host}.{seq:04d}{EVENT_FILE_SUFFIX}"
+
+
+class EventWriter:
+    """Write one new event file for ``logdir``, step by step in ascending order, and install it whole.
+
+    The writer owns its file from open to install: events go to a hidden staging
+    file inside ``logdir`` (its name holds no ``tfevents``, so TensorBoard never
+    reads it, and the final rename never crosses file systems), and
+    ``install()`` moves it under a name from ``next_event_file_name``, removing
+    the event files of earlier exports unless appending. A writer closed
+    without ``install()`` removes its staging file. Writes go straight to the
+    file on the caller's thread, so a full disk raises here.
 
     >>> with EventWriter("tb/eval") as w:                                        # doctest: +SKIP
     ...     w.add_image("examples/cat1", encode_image(img), height=224, width=224, step=100, walltime=t)
     ...     w.add_scalar("metrics/accuracy", 0.91, step=100, walltime=t)
+    ...     event_file = w.install()
     """
 
-    def __init__(self, logdir: str | os.PathLike, *, filename_suffix: str = EVENT_FILE_SUFFIX):
-        from tensorboardX.event_file_writer import EventsWriter
+    def __init__(self, logdir: str | os.PathLike):
+        from tensorboardX.proto import event_pb2
+        from tensorboardX.record_writer import RecordWriter
 
         self.logdir = Path(logdir)
         self.logdir.mkdir(parents=True, exist_ok=True)
-        before = set(os.listdir(self.logdir))
-        self._writer = EventsWriter(str(self.logdir / "events"), filename_suffix)
-        # tensorboardX names the file (time, host, suffix); find it rather than rely on a private attribute.
-        new = sorted(n for n in set(os.listdir(self.logdir)) - before if n.endswith(filename_suffix))
-        if len(new) != 1:
-            self._writer.close()
-            raise ConfigError(f"{self.logdir}: could not tell which event file was just created ({new})")
-        self.path = self.logdir / new[0]
+        self.staging = self.logdir / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}.events"
+        self._records = RecordWriter(str(self.staging))
+        self.path: Path | None = None  # the installed file
         self.last_step: int | None = None
         self.counts: dict[str, collections.Counter] = {p: collections.Counter() for p in TENSORBOARD_SAMPLES}
         self.events = 0
         self._closed = False
+        header = event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2")
+        self._records.write(header.SerializeToString())
 
     # ---------------------------------------------------------------- records
 
@@ -208,18 +246,18 @@ class EventWriter:
         from tensorboardX.proto import event_pb2
 
         if self._closed:
-            raise ConfigError(f"{self.path}: the event writer is closed")
+            raise ConfigError(f"{self.path or self.staging}: the event writer is closed")
         step = int(step)
         if self.last_step is not None and step < self.last_step:
             raise ConfigError(
-                f"{self.path}: step {step} written after step {self.last_step}; TensorBoard would drop the "
+                f"{self.logdir}: step {step} written after step {self.last_step}; TensorBoard would drop the "
                 "newer events, so write steps in ascending order"
             )
         self.last_step = step
         return event_pb2.Event(step=step, wall_time=time.time() if walltime is None else float(walltime))
 
     def _write(self, event: Any) -> None:
-        self._writer.write_event(event)
+        self._records.write(event.SerializeToString())
         self.events += 1
 
     def _add(self, summary: Any, step: int, walltime: float | None) -> None:
@@ -313,18 +351,44 @@ class EventWriter:
     # ---------------------------------------------------------------- lifetime
 
     def flush(self) -> None:
-        self._writer.flush()
+        self._records.flush()
 
-    def close(self) -> None:
+    def install(self, *, replace: bool = True) -> Path:
+        """Close the file and move it into ``logdir`` under its final name; unless appending, drop older ones."""
+        if self.path is not None:
+            raise ConfigError(f"{self.path}: this event file was installed already")
+        self._close_file(fsync=True)
+        final = self.logdir / next_event_file_name(self.logdir)
+        os.replace(self.staging, final)
+        if replace:
+            for old in self.logdir.glob(EVENT_FILE_GLOB):
+                if old.name != final.name:
+                    old.unlink()
+        fsync_dir(self.logdir)
+        self.path = final
+        return final
+
+    def _close_file(self, *, fsync: bool) -> None:
         if not self._closed:
             self._closed = True
-            self._writer.close()
+            if fsync:
+                self._records.flush()  # tensorboardX's flush fsyncs a local file
+            self._records.close()
 
-    def __enter__(self) -> "EventWriter":
+    def close(self) -> None:
+        """Close; a file never installed is removed (a failed export leaves nothing behind)."""
+        self._close_file(fsync=False)
+        if self.path is None:
+            try:
+                self.staging.unlink()
+            except FileNotFoundError:
+                pass
+
+    def __enter__(self) -> EventWriter:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        return f"EventWriter('{self.path}', events={self.events}, last_step={self.last_step})"
+        return f"EventWriter('{self.path or self.staging}', events={self.events}, last_step={self.last_step})"

@@ -7,25 +7,33 @@ never waits on the disk and memory stays bounded.
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import functools
 import logging
+import math
 import os
 import queue
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
-from ._checks import check_choice
+from ._checks import check_bool, check_choice, check_int, check_names, check_optional_int, check_type
 from .errors import ConfigError, WriterError
+from .manifest import Manifest
 from .odapi import to_canonical
 from .schema import (
     BOX_COORDS,
     BOX_FORMATS,
+    DEFAULT_BOX_COORDS,
+    DEFAULT_BOX_FORMAT,
     IMAGE_LAYOUTS,
+    BoxCoords,
+    BoxFormat,
+    ImageLayout,
     ShardMeta,
-    manifest_filename,
     meta_from_mapping,
     step_dirname,
 )
@@ -34,6 +42,90 @@ from .shards import as_field_array, new_dump_id, write_shard
 log = logging.getLogger(__name__)
 
 _STOP = object()
+
+
+ON_ERROR = ("raise", "drop")
+
+
+@dataclasses.dataclass(frozen=True)
+class WriterConfig:
+    """What every dump of a writer says about its data and how it is written; checked on construction.
+
+    ``ShardWriter``, ``EvalDumpHook`` and ``EvalDumpCallback`` take these as
+    keywords and build one ``WriterConfig``, so a bad option fails in their
+    constructor (ConfigError), never in the middle of an evaluation.
+
+    * ``class_names`` / ``mask_class_names``: id → name of ``labels``/boxes and of ``masks``.
+    * ``box_format``, ``box_coords``: how ``boxes``/``gt_boxes`` are written (see ``schema``).
+    * ``image_layout``, ``image_range``: how to read ``images`` when it cannot be guessed.
+    * ``max_examples``: stop keeping examples after this many (None: keep all).
+    * ``examples_per_shard``, ``max_shard_bytes``: when a shard is cut.
+    * ``compress``: deflate the zip members (smaller, slower).
+    * ``meta``: JSON-serialisable user metadata stored in every shard.
+    * ``queue_size``: shards waiting for the writer thread before ``add`` blocks (bounded memory).
+    * ``on_error``: ``"raise"`` a ``WriterError`` from the next call, or ``"drop"``: log, count, go on.
+
+    >>> WriterConfig(box_format="xyxy", box_coords="pixels").box_format
+    'xyxy'
+    """
+
+    class_names: Sequence[str] | None = None
+    mask_class_names: Sequence[str] | None = None
+    box_format: BoxFormat = DEFAULT_BOX_FORMAT
+    box_coords: BoxCoords = DEFAULT_BOX_COORDS
+    image_layout: ImageLayout | None = None
+    image_range: tuple[float, float] | None = None
+    max_examples: int | None = None
+    examples_per_shard: int = 256
+    max_shard_bytes: int = 64 << 20
+    compress: bool = False
+    meta: Mapping[str, Any] | None = None
+    queue_size: int = 2
+    on_error: Literal["raise", "drop"] = "raise"
+
+    def __post_init__(self) -> None:
+        set_ = functools.partial(object.__setattr__, self)  # frozen: normalised values go in this way
+        for name in ("class_names", "mask_class_names"):
+            if getattr(self, name) is not None:
+                set_(name, check_names(getattr(self, name), name))
+        check_choice(self.box_format, BOX_FORMATS, "box_format")
+        check_choice(self.box_coords, BOX_COORDS, "box_coords")
+        if self.image_layout is not None:
+            check_choice(self.image_layout, IMAGE_LAYOUTS, "image_layout")
+        if self.image_range is not None:
+            set_("image_range", _value_range(self.image_range))
+        check_optional_int(self.max_examples, "max_examples", minimum=0)
+        check_int(self.examples_per_shard, "examples_per_shard", minimum=1)
+        check_int(self.max_shard_bytes, "max_shard_bytes", minimum=1)
+        check_bool(self.compress, "compress")
+        set_("meta", meta_from_mapping(self.meta))
+        check_int(self.queue_size, "queue_size", minimum=1)
+        check_choice(self.on_error, ON_ERROR, "on_error")
+
+    def shard_meta(self, *, step: int, dump_id: str, sources: Mapping[str, str | None]) -> dict[str, Any]:
+        """The ``ShardMeta`` fields every shard of one dump shares."""
+        return dict(
+            step=step,
+            dump_id=dump_id,
+            class_names=None if self.class_names is None else list(self.class_names),
+            mask_class_names=None if self.mask_class_names is None else list(self.mask_class_names),
+            box_format=self.box_format,
+            box_coords=self.box_coords,
+            image_layout=self.image_layout,
+            image_range=None if self.image_range is None else list(self.image_range),
+            sources=dict(sources),
+            user=dict(self.meta or {}),
+        )
+
+
+def _value_range(value: Any) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"image_range must be (low, high), got {value!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ConfigError(f"image_range (low, high) must be finite with low < high, got {value!r}")
+    return lo, hi
 
 
 class ShardWriter:
@@ -47,10 +139,10 @@ class ShardWriter:
     ...     for images, labels, probs in batches:
     ...         w.add(images=images, labels=labels, probs=probs, pred_labels=probs.argmax(1))
 
+    The keywords are those of ``WriterConfig`` (or pass ``config=`` one);
+    ``sources`` records where each field came from (the capture hooks fill it).
     ``add()`` also takes an Object Detection API dict as it comes
     (``detection_boxes``, 1-based ``detection_classes``, ...; see ``exporter.odapi``).
-    ``mask_class_names`` names the class ids of ``masks``/``gt_masks`` when they differ
-    from ``class_names`` (e.g. with a background class 0).
 
     ``on_error="raise"`` (default) raises ``WriterError`` from the next ``add``
     or ``close`` after a failed write; ``on_error="drop"`` logs, counts the lost
@@ -62,53 +154,21 @@ class ShardWriter:
         directory: str | os.PathLike,
         *,
         step: int = 0,
-        class_names: Sequence[str] | None = None,
-        mask_class_names: Sequence[str] | None = None,
-        box_format: str = "yxyx",
-        box_coords: str = "normalized",
-        max_examples: int | None = None,
-        examples_per_shard: int = 256,
-        max_shard_bytes: int = 64 << 20,
-        compress: bool = False,
-        meta: Mapping[str, Any] | None = None,
+        config: WriterConfig | None = None,
         sources: Mapping[str, str | None] | None = None,
-        image_layout: str | None = None,
-        image_range: tuple[float, float] | None = None,
-        queue_size: int = 2,
-        on_error: str = "raise",
+        **options: Any,
     ):
-        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-            raise ConfigError(f"step must be a non-negative integer, got {step!r}")
-        if max_examples is not None and (not isinstance(max_examples, (int, np.integer)) or max_examples < 0):
-            raise ConfigError(f"max_examples must be None or a non-negative integer, got {max_examples!r}")
-        if not isinstance(examples_per_shard, (int, np.integer)) or examples_per_shard < 1:
-            raise ConfigError(f"examples_per_shard must be a positive integer, got {examples_per_shard!r}")
-        check_choice(box_format, BOX_FORMATS, "box_format")
-        check_choice(box_coords, BOX_COORDS, "box_coords")
-        if image_layout is not None:
-            check_choice(image_layout, IMAGE_LAYOUTS, "image_layout")
-        check_choice(on_error, ("raise", "drop"), "on_error")
+        self.step = check_int(step, "step", minimum=0)
+        self.config = config = writer_config(config, options)
         self.directory = Path(directory)
-        self.step = int(step)
         self.dump_id = new_dump_id()
         self.step_dir = self.directory / step_dirname(self.step)
-        self.max_examples = max_examples
-        self.examples_per_shard = int(examples_per_shard)
-        self.max_shard_bytes = max_shard_bytes
-        self.compress = compress
-        self.on_error = on_error
-        self._meta_template = dict(
-            step=self.step,
-            dump_id=self.dump_id,
-            class_names=list(class_names) if class_names is not None else None,
-            mask_class_names=list(mask_class_names) if mask_class_names is not None else None,
-            box_format=box_format,
-            box_coords=box_coords,
-            image_layout=image_layout,
-            image_range=[float(v) for v in image_range] if image_range is not None else None,
-            sources=dict(sources or {}),
-            user=meta_from_mapping(meta),
-        )
+        self.max_examples = config.max_examples
+        self.examples_per_shard = config.examples_per_shard
+        self.max_shard_bytes = config.max_shard_bytes
+        self.compress = config.compress
+        self.on_error = config.on_error
+        self._meta_template = config.shard_meta(step=self.step, dump_id=self.dump_id, sources=sources or {})
         self.seen = 0  # examples offered to add()
         self.kept = 0  # examples accepted (<= max_examples)
         self.written = 0  # examples in shards on disk
@@ -121,7 +181,7 @@ class ShardWriter:
         self._shard_index = 0
         self._error: BaseException | None = None
         self._closed = False
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
+        self._queue: queue.Queue = queue.Queue(maxsize=config.queue_size)
         self._thread = threading.Thread(target=self._run, name=f"ShardWriter-{self.dump_id}", daemon=True)
         self._thread.start()
 
@@ -189,7 +249,7 @@ class ShardWriter:
         if self.paths:
             self._write_manifest()
 
-    def __enter__(self) -> "ShardWriter":
+    def __enter__(self) -> ShardWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -264,21 +324,33 @@ class ShardWriter:
             ) from exc
 
     def _write_manifest(self) -> None:
-        """A small JSON next to the shards saying the dump was closed, and what it holds."""
-        manifest = {
-            "dump_id": self.dump_id,
-            "step": self.step,
-            "shards": [p.name for p in self.paths],
-            "examples": self.written,
-            "dropped": self.dropped,
-            "seen": self.seen,
-        }
-        path = self.step_dir / manifest_filename(self.dump_id)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        """Written last, after every shard: its presence says the dump is complete (``exporter.manifest``)."""
+        manifest = Manifest(
+            dump_id=self.dump_id,
+            step=self.step,
+            shards=[p.name for p in self.paths],
+            examples=self.written,
+            dropped=self.dropped,
+            seen=self.seen,
+        )
         try:
-            tmp.write_text(json.dumps(manifest, sort_keys=True))
-            os.replace(tmp, path)
+            manifest.write(self.step_dir)
         except OSError as exc:
+            path = self.step_dir / manifest.filename
             if self.on_error == "raise":
                 raise WriterError(f"writing the dump manifest {path} failed: {exc}") from exc
             log.warning("ShardWriter: could not write the dump manifest %s: %s", path, exc)
+
+
+def writer_config(config: WriterConfig | None, options: Mapping[str, Any]) -> WriterConfig:
+    """``config``, or one built from keyword ``options`` (not both); unknown keywords name the known ones."""
+    if config is not None:
+        check_type(config, WriterConfig, "config")
+        if options:
+            raise ConfigError(f"pass either config= or writer options, not both (got {', '.join(sorted(options))})")
+        return config
+    known = {f.name for f in dataclasses.fields(WriterConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"unknown writer option(s) {', '.join(unknown)}; the options are: {', '.join(sorted(known))}")
+    return WriterConfig(**options)

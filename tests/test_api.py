@@ -325,8 +325,8 @@ def test_render_writes_files_only_inside_outdir(run_dir, tmp_path):
 def test_inspect_reads_at_a_glance(run_dir):
     summary = inspect(run_dir)
     assert isinstance(summary, RunSummary)
-    assert summary.steps == list(STEPS) and summary.examples_per_step == {s: N for s in STEPS}
-    assert summary.shards_per_step == {s: 2 for s in STEPS} and summary.incomplete == []
+    assert summary.steps == list(STEPS) and summary.examples_per_step == dict.fromkeys(STEPS, N)
+    assert summary.shards_per_step == dict.fromkeys(STEPS, 2) and summary.incomplete == []
     text = str(summary)
     needles = ("steps: 3, shards: 6, examples: 18", "u1[?,24,32,3]", "classes (7): cat, dog", "1.0", "yxyx normalized")
     for needle in needles:

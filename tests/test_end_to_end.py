@@ -15,11 +15,11 @@ from PIL import Image
 pytest.importorskip("tensorflow_estimator")
 pytest.importorskip("tensorboard")
 
-from tbutil import read_events  # noqa: E402
+from tbutil import read_events
 
-from exporter import open_run  # noqa: E402
-from exporter.api import ExportOptions, export  # noqa: E402
-from exporter.demo import run_capture  # noqa: E402
+from exporter import open_run
+from exporter.api import ExportOptions, export
+from exporter.demo import run_capture
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import tensorflow as tf
 
+from .._checks import check_int
 from ..errors import ConfigError
 from ..schema import check_field_name
-from ..writer import ShardWriter
+from ..writer import ShardWriter, WriterConfig, writer_config
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ class EvalDumpHook(tf.compat.v1.train.SessionRunHook):
     ...                     class_names=["circle", "square"], max_examples=256)   # doctest: +SKIP
     >>> estimator.evaluate(eval_input_fn, hooks=[hook])                            # doctest: +SKIP
 
+    ``writer_options`` are those of ``exporter.WriterConfig`` (``class_names``,
+    ``box_format``, ``max_examples``, ``on_error``...), checked here.
     ``tensors`` maps canonical field names (``images``, ``labels``, ``boxes``,
     ... see the README) to tensor names or tensor objects. The shard's step is
     the graph's global step (the checkpoint's), or ``step`` when given (an int,
@@ -48,46 +52,23 @@ class EvalDumpHook(tf.compat.v1.train.SessionRunHook):
         tensors: Mapping[str, Any],
         *,
         every_n_steps: int = 1,
-        max_examples: int | None = None,
-        class_names: Sequence[str] | None = None,
-        mask_class_names: Sequence[str] | None = None,
-        box_format: str = "yxyx",
-        box_coords: str = "normalized",
         step: int | Callable[[], int] | None = None,
-        image_layout: str | None = None,
-        image_range: tuple[float, float] | None = None,
-        examples_per_shard: int = 256,
-        compress: bool = False,
-        meta: Mapping[str, Any] | None = None,
-        on_error: str = "raise",
+        config: WriterConfig | None = None,
+        **writer_options: Any,
     ):
         if not tensors:
             raise ConfigError("tensors must map at least one field name to a tensor, e.g. {'images': 'images:0'}")
-        if isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int) or every_n_steps < 1:
-            raise ConfigError(f"every_n_steps must be a positive integer, got {every_n_steps!r}")
         for name in tensors:
             check_field_name(name)
+        self.every_n_steps = check_int(every_n_steps, "every_n_steps", minimum=1)
+        if step is not None and not callable(step):
+            check_int(step, "step", minimum=0)
+        # every writer option is checked now, not at the first eval batch
+        self.config = writer_config(config, writer_options)
         self.directory = directory
         self.tensors = dict(tensors)
-        self.every_n_steps = every_n_steps
-        self.max_examples = max_examples
+        self.max_examples = self.config.max_examples
         self._step = step
-        self._writer_kwargs = dict(
-            class_names=class_names,
-            mask_class_names=mask_class_names,
-            box_format=box_format,
-            box_coords=box_coords,
-            max_examples=max_examples,
-            examples_per_shard=examples_per_shard,
-            compress=compress,
-            meta=meta,
-            image_layout=image_layout,
-            image_range=image_range,
-            on_error=on_error,
-        )
-        # Fail now, not after the first eval batch, on bad writer options.
-        if max_examples is not None and (not isinstance(max_examples, int) or max_examples < 0):
-            raise ConfigError(f"max_examples must be None or a non-negative integer, got {max_examples!r}")
         self.writer: ShardWriter | None = None
         self.writers: list[ShardWriter] = []  # one per evaluation this hook took part in
 
@@ -126,7 +107,7 @@ class EvalDumpHook(tf.compat.v1.train.SessionRunHook):
             step = self._step() if callable(self._step) else self._step
             if step is None:
                 step = int(global_step)
-            self.writer = ShardWriter(self.directory, step=int(step), sources=self._sources, **self._writer_kwargs)
+            self.writer = ShardWriter(self.directory, step=int(step), config=self.config, sources=self._sources)
             self.writers.append(self.writer)
         self.writer.add_batch(results, copy=False)  # session.run returns fresh arrays: no copy needed
         if self.writer.full:

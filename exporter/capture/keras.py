@@ -19,14 +19,16 @@ This module imports Keras; nothing else in the package does.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import keras
 import numpy as np
 
+from .._checks import check_choice, check_int
 from ..errors import ConfigError
 from ..odapi import to_canonical
-from ..writer import ShardWriter
+from ..writer import ShardWriter, WriterConfig, writer_config
 
 FieldsFn = Callable[[Any, Any, Any], Mapping[str, Any]]
 
@@ -59,7 +61,7 @@ def default_fields(x: Any, y: Any, y_pred: Any) -> dict[str, np.ndarray]:
                 raise ConfigError("default_fields: no 3-d/4-d image array in the input dict; pass fields_fn=")
     else:
         images = x
-    if isinstance(y_pred, Mapping) or isinstance(y_pred, (list, tuple)):
+    if isinstance(y_pred, (Mapping, list, tuple)):
         raise ConfigError("default_fields handles single-output classifiers; pass fields_fn= for multi-output models")
     probs = np.asarray(y_pred, dtype=np.float32)
     if probs.ndim != 2:
@@ -84,7 +86,8 @@ class EvalDumpCallback(keras.callbacks.Callback):
     ``(x, y[, sample_weight])`` batches. The first ``max_examples`` examples are taken once and
     reused, so every dump shows the same examples (ids ``0..max_examples-1`` in that order).
     ``fields_fn(x, y, y_pred) -> {field: array}`` maps a batch to canonical fields; the default
-    suits softmax classifiers. An Object Detection API style output dict is mapped by
+    suits softmax classifiers. ``writer_options`` are those of ``exporter.WriterConfig``
+    (``class_names``, ``box_format``, ``on_error``...), checked here. An Object Detection API style output dict is mapped by
     ``exporter.odapi.to_canonical`` when ``fields_fn`` returns one.
     """
 
@@ -98,32 +101,24 @@ class EvalDumpCallback(keras.callbacks.Callback):
         batch_size: int = 32,
         step: str = "iterations",
         every_n_evals: int = 1,
-        class_names: Sequence[str] | None = None,
-        mask_class_names: Sequence[str] | None = None,
-        box_format: str = "yxyx",
-        box_coords: str = "normalized",
-        meta: Mapping[str, Any] | None = None,
-        compress: bool = False,
-        on_error: str = "raise",
+        config: WriterConfig | None = None,
+        **writer_options: Any,
     ):
         super().__init__()
-        if step not in ("iterations", "epoch"):
-            raise ConfigError(f"step must be 'iterations' or 'epoch', got {step!r}")
-        if not isinstance(max_examples, int) or max_examples < 1:
-            raise ConfigError(f"max_examples must be a positive integer, got {max_examples!r}")
-        if not isinstance(every_n_evals, int) or every_n_evals < 1:
-            raise ConfigError(f"every_n_evals must be a positive integer, got {every_n_evals!r}")
+        check_choice(step, ("iterations", "epoch"), "step")
+        self.max_examples = check_int(max_examples, "max_examples", minimum=1)
+        self.batch_size = check_int(batch_size, "batch_size", minimum=1)
+        self.every_n_evals = check_int(every_n_evals, "every_n_evals", minimum=1)
+        if fields_fn is not None and not callable(fields_fn):
+            raise ConfigError(f"fields_fn must be a function (x, y, y_pred) -> fields, got {fields_fn!r}")
+        if "max_examples" in writer_options:  # ours is the sample size: the writer keeps all of it
+            raise ConfigError("max_examples is EvalDumpCallback's own option (the sample size), not a writer option")
+        # every writer option is checked now, not at the end of the first evaluation
+        self.config = writer_config(config, writer_options)
         self.directory = directory
         self.data = data
         self.fields_fn = fields_fn or default_fields
-        self.max_examples = max_examples
-        self.batch_size = batch_size
         self.step_mode = step
-        self.every_n_evals = every_n_evals
-        self._writer_kwargs = dict(
-            class_names=class_names, mask_class_names=mask_class_names, box_format=box_format, box_coords=box_coords,
-            meta=meta, compress=compress, on_error=on_error,
-        )
         self._sample: list[tuple[Any, Any]] | None = None
         self._epoch = 0
         self._evals = 0
@@ -148,7 +143,7 @@ class EvalDumpCallback(keras.callbacks.Callback):
 
     def dump(self, step: int) -> ShardWriter:
         """Run the model on the sample and write one dump at ``step`` (also callable by hand)."""
-        writer = ShardWriter(self.directory, step=step, **self._writer_kwargs)
+        writer = ShardWriter(self.directory, step=step, config=self.config)
         self.writers.append(writer)
         offset = 0
         with writer:

@@ -17,8 +17,8 @@ import dataclasses
 
 import numpy as np
 
-from ..errors import ConfigError, RenderError
 from .._checks import check_choice
+from ..errors import ConfigError, RenderError
 from ..schema import BOX_COORDS, BOX_FORMATS
 
 

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .._checks import check_choice
 from ..errors import ConfigError, RenderError
 from ..odapi import to_canonical
-from .._checks import check_choice
 from ..schema import BOX_COORDS, BOX_FORMATS, IMAGE_LAYOUTS
 from . import colors
 from .boxes import as_box_array, match_boxes, to_pixel_xyxy_keep
