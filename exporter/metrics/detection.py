@@ -268,10 +268,15 @@ class DetectionEvaluator:
                 iou = _box_iou(boxes[det], gt_boxes[gt])
             outcome = np.empty((det.size, len(AREA_RANGES), IOU_THRESHOLDS.size), np.uint8)
             num_gt = np.empty(len(AREA_RANGES), np.int64)
+            matches: dict[bytes, np.ndarray] = {}  # area ranges that ignore the same ground truth match alike
             for a, (lo, hi) in enumerate(AREA_RANGES):
                 gt_ignore = (gt_area[gt] < lo) | (gt_area[gt] > hi)
+                key = gt_ignore.tobytes()
+                if key not in matches:
+                    matches[key] = _match(iou, gt_ignore)
                 det_outside = (area[det] < lo) | (area[det] > hi)
-                outcome[:, a, :] = _match(iou, gt_ignore, det_outside)
+                # unmatched detections outside the area range are ignored, not false positives
+                outcome[:, a, :] = np.where((matches[key] == _FP) & det_outside[:, None], _IGNORED, matches[key])
                 num_gt[a] = gt.size - np.count_nonzero(gt_ignore)
             results.append((k, scores[det], outcome, num_gt))
 
@@ -341,10 +346,10 @@ class DetectionEvaluator:
 # --------------------------------------------------------------------------- COCOeval's steps
 
 
-def _match(iou: np.ndarray, gt_ignore: np.ndarray, det_outside: np.ndarray) -> np.ndarray:
-    """COCOeval.evaluateImg's greedy matching at every IoU threshold → (D, T) outcome codes.
+def _match(iou: np.ndarray, gt_ignore: np.ndarray) -> np.ndarray:
+    """COCOeval.evaluateImg's greedy matching at every IoU threshold → (D, T) codes _TP, _FP or _IGNORED.
 
-    ``iou`` is (D, G) with detections highest score first.
+    ``iou`` is (D, G) with detections highest score first; _IGNORED means matched to ignored ground truth.
     """
     d_count, g_count = iou.shape
     t_count = IOU_THRESHOLDS.size
@@ -367,7 +372,6 @@ def _match(iou: np.ndarray, gt_ignore: np.ndarray, det_outside: np.ndarray) -> n
                 taken[hit, idx[last_best[hit]]] = True
                 outcome[d, hit] = code
                 open_t &= ~hit
-    outcome[(outcome == _FP) & det_outside[:, None]] = _IGNORED
     return outcome
 
 
@@ -407,12 +411,13 @@ def _box_iou(dt: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 
 def _mask_iou(dt: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """(D, G) IoU of boolean masks in pixel counts; 0 where the union is empty (pycocotools' rleIou)."""
+    """(D, G) IoU of boolean masks in pixel counts, 0 where they do not overlap (pycocotools' rleIou)."""
     d_count, g_count = dt.shape[0], gt.shape[0]
     if d_count == 0 or g_count == 0:
         return np.zeros((d_count, g_count))
-    dt = dt.reshape(d_count, -1)
-    gt = gt.reshape(g_count, -1)
+    pixels = dt.shape[1] * dt.shape[2]
+    dt = dt.reshape(d_count, pixels)
+    gt = gt.reshape(g_count, pixels)
     # intersections only happen where some ground truth is on
     on = np.flatnonzero(gt.any(axis=0))
     inter = np.zeros((d_count, g_count))
@@ -436,12 +441,12 @@ def _class_ids(values: Any, name: str, num_classes: int | None) -> np.ndarray:
         return np.zeros(0, np.int64)
     if arr.ndim != 1:
         raise ConfigError(f"{name} must be a 1D array of class ids with shape (N,), but got shape {arr.shape}")
-    if arr.dtype.kind in "iu":
-        ids = arr.astype(np.int64)
-    elif arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-        ids = arr.astype(np.int64)
-    else:
+    integral = arr.dtype.kind in "iu" or (
+        arr.dtype.kind == "f" and bool(np.all(np.isfinite(arr))) and bool(np.all(arr == np.round(arr)))
+    )
+    if not integral:
         raise ConfigError(f"{name} must hold integer class ids, got dtype {arr.dtype} with values {arr[:5].tolist()}")
+    ids = arr.astype(np.int64)
     bad = ids < 0
     if num_classes is not None:
         bad |= ids >= num_classes
@@ -457,8 +462,10 @@ def _scores(values: Any, n: int) -> np.ndarray:
     if arr.size == 0 and n == 0:
         return np.zeros(0, np.float64)
     if arr.shape != (n,) or arr.dtype.kind not in "iuf":
-        raise ConfigError(f"pred_scores must be a numeric array with shape ({n},) like pred_labels, but got "
-                          f"{arr.dtype} with shape {arr.shape}")
+        raise ConfigError(
+            f"pred_scores must be a numeric array with shape ({n},) like pred_labels, but got "
+            f"{arr.dtype} with shape {arr.shape}"
+        )
     arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
         raise ConfigError(f"pred_scores must be finite, got {int(np.sum(~np.isfinite(arr)))} NaN or infinite values")
@@ -475,8 +482,10 @@ def _boxes(values: Any, name: str, n: int, *, optional: bool) -> np.ndarray:
     if arr.size == 0 and n == 0:
         return np.zeros((0, 4), np.float64)
     if arr.shape != (n, 4) or arr.dtype.kind not in "iuf":
-        raise ConfigError(f"{name} must be a numeric array with shape ({n}, 4) (one xyxy box per label), but got "
-                          f"{arr.dtype} with shape {arr.shape}")
+        raise ConfigError(
+            f"{name} must be a numeric array with shape ({n}, 4) (one xyxy box per label), but got "
+            f"{arr.dtype} with shape {arr.shape}"
+        )
     arr = arr.astype(np.float64)
     if not np.all(np.isfinite(arr)):
         raise ConfigError(f"{name} must be finite, got NaN or infinite coordinates")
@@ -507,4 +516,6 @@ def _masks(values: Any, name: str, n: int) -> np.ndarray:
         return arr
     if arr.dtype.kind in "iu" and np.all((arr == 0) | (arr == 1)):
         return arr.astype(bool)
-    raise ConfigError(f"{name} must be boolean (or 0/1 integer) masks, got dtype {arr.dtype}; threshold soft masks first")
+    raise ConfigError(
+        f"{name} must be boolean (or 0/1 integer) masks, got dtype {arr.dtype}; threshold soft masks first"
+    )
