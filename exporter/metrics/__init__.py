@@ -1,4 +1,15 @@
-"""Numbers beside the pictures, accumulated shard by shard with bounded memory.
+"""Numbers beside the pictures, computed from predictions and ground truth in pure numpy.
 
-* ``classification``: accuracy, top-k accuracy, confusion matrix and PR-curve counts of one step.
+Modules:
+
+* ``classification``: accuracy, top-k accuracy, confusion matrix and PR-curve counts of one step;
+* ``detection``: COCO-style box and instance-mask AP/AR (``DetectionEvaluator``),
+  equal to pycocotools' ``COCOeval`` without needing pycocotools;
+* ``segmentation``: pixel accuracy and IoU of semantic class maps from one
+  confusion matrix (``SegmentationEvaluator``).
+
+Every evaluator is an accumulator, fed shard by shard or image by image with
+bounded memory, then asked for its result. A value that cannot be measured
+(no ground truth for a class or an area range, no pixels) is ``-1.0``,
+pycocotools' convention.
 """
