@@ -1,8 +1,8 @@
-"""Safe output: atomic writes, the output folder check, staging inside LOGDIR.
+"""Safe output: atomic writes, the output folder check, staging inside LOGDIR, and the LOGDIR lock.
 
 Real file systems and real processes: a 64 KiB tmpfs for a full disk and for a
 mount-point LOGDIR, ``nobody`` (a subprocess that drops root) for permission
-errors.
+errors, other processes holding, waiting for and dying with the lock.
 """
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ import os
 import pickle
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -34,7 +37,8 @@ from exporter._files import (
     staged_name,
     staging_dir,
 )
-from exporter.errors import ExporterError, OutputError
+from exporter._lock import LOCK_FILE, LockOwner, OutputLock
+from exporter.errors import ConfigError, ExporterError, LogdirBusyError, OutputError
 
 SOURCE = Path(exporter.__file__).resolve().parents[1]  # the checkout under test, for subprocesses
 NOBODY = 65534
@@ -60,6 +64,7 @@ NOBODY_PRELUDE = textwrap.dedent(
     f"""
     import os, sys
     from exporter._files import *
+    from exporter._lock import OutputLock
     from exporter.errors import OutputError
     if os.geteuid() == 0:
         os.setgroups([])
@@ -215,7 +220,7 @@ def test_staged_name_never_contains_tfevents(name):
         (STAGING_PREFIX + "123-9f2a0b1c", True),
         ("shard-00001.npz", False),
         ("notes.tmp-1", False),  # not hidden: a user's file
-        (".summary-exporter.lock", False),
+        (LOCK_FILE, False),
         ("events.out.tfevents.1.h.summary-exporter", False),
     ],
 )
@@ -353,7 +358,7 @@ def test_remove_stale_removes_only_leftovers_of_exports(tmp_path):
     (outside / "precious").write_text("keep")
     (outdir / (STAGING_PREFIX + "4243-0badcafe")).symlink_to(outside)
     leftovers = [".events.out.tf-events.1.h.tmp-4242-ab12cd34", ".summary-exporter-state.json.tmp-77"]
-    kept = [".summary-exporter.lock", "events.out.tfevents.1.h.summary-exporter", ".hidden-user-file", "notes.tmp-1",
+    kept = [LOCK_FILE, "events.out.tfevents.1.h.summary-exporter", ".hidden-user-file", "notes.tmp-1",
             ".summary-exporter-tmp-not-ours"]
     for name in leftovers + kept:
         (outdir / name).write_text("")
@@ -362,3 +367,184 @@ def test_remove_stale_removes_only_leftovers_of_exports(tmp_path):
     assert _listing(outdir) == sorted(kept + [ours.name])
     assert (outside / "precious").read_text() == "keep"  # a symlink is unlinked, never followed
     assert remove_stale(tmp_path / "absent") == []
+
+
+# --------------------------------------------------------------------------- OutputLock
+
+HOLDER = """
+import os, sys, time
+from exporter._lock import OutputLock
+with OutputLock(sys.argv[1], wait=float(sys.argv[2]) if len(sys.argv) > 2 else False):
+    print("locked", os.getpid(), time.monotonic(), flush=True)
+    sys.stdin.read()  # hold until the test closes our stdin (or kills us)
+print("released", flush=True)
+"""
+
+
+def _holder(outdir: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(outdir), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, env=_env(), cwd=SOURCE,
+    )
+
+
+def _wait_locked(proc: subprocess.Popen) -> list[str]:
+    line = proc.stdout.readline().split()
+    assert line[:1] == ["locked"], line
+    return line
+
+
+@pytest.fixture
+def procs():
+    """Processes a test starts; killed and reaped whatever happens."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=10)
+
+
+def test_second_export_fails_at_once_naming_the_holder(tmp_path, procs):
+    outdir = prepare_output_dir(tmp_path / "logdir")
+    holder = _holder(outdir)
+    procs.append(holder)
+    _wait_locked(holder)
+    t0 = time.monotonic()
+    with pytest.raises(LogdirBusyError) as info, OutputLock(outdir):
+        pass
+    assert time.monotonic() - t0 < 0.5
+    message = str(info.value)
+    pattern = (rf"another summary-exporter \(pid {holder.pid} on {re.escape(socket.gethostname())}, "
+               rf"since \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ\) is writing {re.escape(str(outdir))}; "
+               r"wait for it with --wait")
+    assert re.fullmatch(pattern, message), message
+    assert "\n" not in message
+    assert info.value.owner.pid == holder.pid and "-c" in info.value.owner.command
+    assert isinstance(info.value, (BlockingIOError, OutputError, ExporterError))
+    assert info.value.errno == errno.EWOULDBLOCK
+
+
+def test_waiting_export_gets_the_lock_when_the_first_releases(tmp_path, procs):
+    outdir = prepare_output_dir(tmp_path / "logdir")
+    first = _holder(outdir)
+    procs.append(first)
+    _wait_locked(first)
+    second = _holder(outdir, "30")
+    procs.append(second)
+    time.sleep(0.4)
+    assert second.poll() is None  # still waiting
+    released_at = time.monotonic()
+    first.stdin.close()
+    assert first.stdout.readline().strip() == "released"
+    _, pid, locked_at = _wait_locked(second)
+    assert float(locked_at) >= released_at and int(pid) == second.pid
+    assert LockOwner.parse((outdir / LOCK_FILE).read_text()).pid == second.pid
+    second.stdin.close()
+    assert second.wait(timeout=10) == 0 and first.wait(timeout=10) == 0
+    assert (outdir / LOCK_FILE).read_text() == ""  # emptied on release, never deleted
+
+
+def test_wait_with_a_limit_gives_up_naming_the_holder(tmp_path, procs):
+    outdir = prepare_output_dir(tmp_path / "logdir")
+    holder = _holder(outdir)
+    procs.append(holder)
+    _wait_locked(holder)
+    t0 = time.monotonic()
+    with pytest.raises(LogdirBusyError, match=rf"\(pid {holder.pid} on .* still writing .* after waiting 0.3 s"):
+        OutputLock(outdir, wait=0.3).acquire()
+    assert 0.3 <= time.monotonic() - t0 < 1.5
+
+
+def test_lock_of_a_sigkilled_holder_is_taken_over_at_once(tmp_path, procs):
+    outdir = prepare_output_dir(tmp_path / "logdir")
+    holder = _holder(outdir)
+    procs.append(holder)
+    _wait_locked(holder)
+    assert LockOwner.parse((outdir / LOCK_FILE).read_text()).pid == holder.pid
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=10)
+    assert LockOwner.parse((outdir / LOCK_FILE).read_text()).pid == holder.pid  # its note is still there...
+    with OutputLock(outdir) as lock:  # ...but the kernel dropped its lock
+        assert lock.locked and LockOwner.parse((outdir / LOCK_FILE).read_text()).pid == os.getpid()
+
+
+def test_forked_children_neither_keep_nor_release_the_lock(tmp_path, procs):
+    outdir = prepare_output_dir(tmp_path / "logdir")
+    # A holder that forks a long-lived child (as a fork-started worker pool would) and is then SIGKILLed.
+    forker = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent("""
+            import os, sys, time
+            from exporter._lock import OutputLock
+            lock = OutputLock(sys.argv[1]).acquire()
+            child = os.fork()
+            if child == 0:
+                time.sleep(60)
+                os._exit(0)
+            print(child, flush=True)
+            time.sleep(60)
+        """), str(outdir)],
+        stdout=subprocess.PIPE, text=True, env=_env(), cwd=SOURCE,
+    )
+    procs.append(forker)
+    child = int(forker.stdout.readline())
+    try:
+        forker.send_signal(signal.SIGKILL)
+        forker.wait(timeout=10)
+        assert os.path.exists(f"/proc/{child}")
+        with OutputLock(outdir, wait=2.0):
+            pass  # the live child did not keep it
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+    # And a child that releases (an inherited ``with`` block unwinding) does not unlock its parent.
+    with OutputLock(outdir) as lock:
+        pid = os.fork()
+        if pid == 0:
+            lock.release()
+            os._exit(0)
+        assert os.waitpid(pid, 0)[1] == 0
+        with pytest.raises(LogdirBusyError):
+            OutputLock(outdir).acquire()
+
+
+def test_lock_file_of_another_user_is_locked_read_only(shared_dir):
+    outdir = shared_dir / "logdir"
+    outdir.mkdir()
+    outdir.chmod(0o777)
+    OutputLock(outdir).acquire().release()  # root's lock file, mode 0644 (umask): nobody cannot write it
+    (outdir / LOCK_FILE).chmod(0o644)
+    done = _python(
+        """
+        with OutputLock(sys.argv[1]) as lock:
+            print("locked", lock.locked)
+        """,
+        str(outdir),
+        as_nobody=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "locked True"
+
+
+def test_lock_is_not_reentrant_and_releases_cleanly(tmp_path):
+    lock = OutputLock(prepare_output_dir(tmp_path))
+    with lock:
+        with pytest.raises(OutputError, match="already held"):
+            lock.acquire()
+        with pytest.raises(LogdirBusyError, match=rf"pid {os.getpid()} on"):
+            OutputLock(tmp_path).acquire()
+    assert not lock.locked
+    lock.release()  # harmless
+    assert "locked=False" in repr(lock)
+    assert not is_temp_name(LOCK_FILE) and "tfevents" not in LOCK_FILE
+
+
+def test_lock_in_a_missing_folder_names_the_lock_file(tmp_path):
+    with pytest.raises(OutputError, match=f"^No such file or directory: .*/absent/{re.escape(LOCK_FILE)}$"):
+        OutputLock(tmp_path / "absent").acquire()
+
+
+@pytest.mark.parametrize("wait", ["yes", -1, float("nan"), None])
+def test_lock_wait_is_checked(tmp_path, wait):
+    with pytest.raises(ConfigError, match="wait must be"):
+        OutputLock(tmp_path, wait=wait)
