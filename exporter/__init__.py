@@ -11,8 +11,7 @@ tensorboardX (the exporting functions import those when first used).
 
 from __future__ import annotations
 
-from ._version import __version__
-
+from ._version import __version__ as __version__
 from .errors import (
     ConfigError,
     ExporterError,

@@ -29,15 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from ._files import fsync_dir
+from ._files import STAGING_PREFIX, fsync_dir, move_into_place
 from .errors import ConfigError, MissingDependencyError
 from .tags import sanitize
 
 #: Suffix of every event file this package writes; how ``export`` recognises its own files.
 EVENT_FILE_SUFFIX = ".summary-exporter"
 EVENT_FILE_GLOB = "events.out.tfevents.*" + EVENT_FILE_SUFFIX
-#: Start of the hidden names of files being written inside an output folder (never holding "tfevents").
-STAGING_PREFIX = ".summary-exporter-tmp-"
 
 #: How many samples per tag TensorBoard keeps unless ``--samples_per_plugin`` says otherwise.
 TENSORBOARD_SAMPLES = {"images": 10, "pr_curves": 100, "scalars": 1000}
@@ -358,13 +356,12 @@ class EventWriter:
         if self.path is not None:
             raise ConfigError(f"{self.path}: this event file was installed already")
         self._close_file(fsync=True)
-        final = self.logdir / next_event_file_name(self.logdir)
-        os.replace(self.staging, final)
+        final = move_into_place(self.staging, self.logdir / next_event_file_name(self.logdir))
         if replace:
             for old in self.logdir.glob(EVENT_FILE_GLOB):
                 if old.name != final.name:
                     old.unlink()
-        fsync_dir(self.logdir)
+            fsync_dir(self.logdir)
         self.path = final
         return final
 
