@@ -241,3 +241,13 @@ def exit_on_signals() -> Iterator[None]:
     finally:
         for num, old in previous.items():
             signal.signal(num, old if old is not None else signal.SIG_DFL)  # None: set outside Python
+
+
+#: Test hook: ``SUMMARY_EXPORTER_KILL_AT=<point>`` SIGKILLs the process when it reaches that point.
+KILL_AT_ENV = "SUMMARY_EXPORTER_KILL_AT"
+
+
+def fault_point(name: str) -> None:
+    """Die here, by SIGKILL, if ``$SUMMARY_EXPORTER_KILL_AT`` names this point (how tests cut every crash window)."""
+    if os.environ.get(KILL_AT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
