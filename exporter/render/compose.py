@@ -31,7 +31,7 @@ from ..schema import BOX_COORDS, BOX_FORMATS, IMAGE_LAYOUTS
 from . import colors
 from .boxes import as_box_array, match_boxes, to_pixel_xyxy_keep
 from .colors import Color, class_color, text_color
-from .image import ValueRange, _to_rgb, check_value_range
+from .image import ValueRange, check_stat, check_value_range, rgb_view
 from .masks import blend_into, check_alpha
 from .text import get_font, label_size, line_height, paste_box_label, paste_label, text_width
 
@@ -103,7 +103,7 @@ class RenderOptions:
             raise ConfigError(f"layout must be one of {', '.join(IMAGE_LAYOUTS)} or None, got {self.layout!r}")
         set_("value_range", check_value_range(self.value_range))
         for name in ("mean", "std"):
-            set_(name, _stat_option(getattr(self, name), name))
+            set_(name, check_stat(getattr(self, name), name))
         if self.background_class is not None:
             _integer(self.background_class, "background_class", None)
         for name in ("side_by_side", "mask_outline", "bgr", "draw_gt", "draw_caption"):
@@ -130,19 +130,6 @@ def _integer(value: Any, name: str, minimum: int | None) -> int:
     if minimum is not None and value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value!r}")
     return int(value)
-
-
-def _stat_option(value: Any, name: str) -> tuple[float, ...] | None:
-    """``mean``/``std`` as a tuple of 1, 3 or 4 finite floats."""
-    if value is None:
-        return None
-    try:
-        v = np.asarray(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number or a list of 1, 3 or 4 numbers, got {value!r}") from None
-    if v.size not in (1, 3, 4) or not np.all(np.isfinite(v)):
-        raise ConfigError(f"{name} must be a number or a list of 1, 3 or 4 finite numbers, got {value!r}")
-    return tuple(float(x) for x in v)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,7 +197,7 @@ def render_example(example: Mapping[str, np.ndarray], options: RenderOptions = _
     if "images" not in example:
         raise RenderError(f"example has no 'images' field; it has {sorted(example)}")
     o = options
-    rgb = _to_rgb(example["images"], layout=o.layout, bgr=o.bgr, value_range=o.value_range, mean=o.mean, std=o.std)
+    rgb = rgb_view(example["images"], layout=o.layout, bgr=o.bgr, value_range=o.value_range, mean=o.mean, std=o.std)
     h0, w0 = rgb.shape[:2]
     f = _upscale_factor(h0, w0, o.min_size)
     h, w = h0 * f, w0 * f
