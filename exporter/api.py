@@ -40,9 +40,12 @@ from .errors import (
     ShardFormatError,
     ShardTooLargeError,
 )
-from .render import RenderOptions, render_confusion_matrix, render_example, render_grid
+from .render import ReadOptions, RenderOptions, render_confusion_matrix, render_example, render_grid
 from ._checks import check_choice
-from .schema import BOX_COORDS, BOX_FORMATS, CANONICAL_FIELDS, ShardMeta, manifest_filename, step_dirname
+from .schema import (
+    BOX_COORDS, BOX_FORMATS, CANONICAL_FIELDS, DEFAULT_BOX_COORDS, DEFAULT_BOX_FORMAT, ShardMeta, manifest_filename,
+    step_dirname,
+)
 from .select import Selection
 from .shards import (
     DEFAULT_MAX_BYTES,
@@ -117,9 +120,9 @@ class ExportOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.render, RenderOptions):
             raise ConfigError(f"render must be a RenderOptions, got {type(self.render).__name__}")
-        default = RenderOptions()
-        for name in ("box_format", "box_coords"):
-            if getattr(self.render, name) != getattr(default, name):
+        legacy = self.render.legacy_read or ReadOptions()  # read keywords still given to RenderOptions
+        for name, default in (("box_format", DEFAULT_BOX_FORMAT), ("box_coords", DEFAULT_BOX_COORDS)):
+            if getattr(legacy, name) not in (None, default):
                 raise ConfigError(
                     f"set ExportOptions.{name}, not RenderOptions.{name}: export fills the render options' "
                     f"{name} from each shard's metadata unless ExportOptions.{name} overrides it"
@@ -252,22 +255,23 @@ def _plan(shards: ShardsArg, dumps: str, skip_bad: bool, max_bytes: int = DEFAUL
     return _Plan({s: run.shards(s) for s in run.steps}, list(run.ignored), list(run.bad))
 
 
-def render_options_for(options: ExportOptions, meta: ShardMeta) -> RenderOptions:
-    """The drawing options of one shard: the user's overrides, else what its metadata says."""
-    r = options.render
-    names = options.class_names if options.class_names is not None else r.class_names
-    if names is None:
-        names = meta.class_names
-    changes: dict[str, Any] = {
-        "class_names": names,
-        "box_format": options.box_format or meta.box_format,
-        "box_coords": options.box_coords or meta.box_coords,
-    }
-    if r.layout is None and meta.image_layout is not None:
-        changes["layout"] = meta.image_layout
-    if r.value_range is None and meta.image_range is not None:
-        changes["value_range"] = tuple(meta.image_range)
-    return dataclasses.replace(r, **changes)
+def read_options_for(options: ExportOptions, meta: ShardMeta, read: ReadOptions | None = None) -> ReadOptions:
+    """How to read one shard's arrays: ``read`` (default: the read keywords still given to ``RenderOptions``),
+    with the ``ExportOptions`` overrides, else what the shard's metadata says."""
+    if read is None:  # box format and coords given to RenderOptions never counted: ExportOptions holds them
+        read = dataclasses.replace(options.render.legacy_read or ReadOptions(), box_format=None, box_coords=None)
+
+    def first(*values: Any) -> Any:
+        return next((v for v in values if v is not None), None)
+
+    return dataclasses.replace(
+        read,
+        class_names=first(options.class_names, read.class_names, meta.class_names),
+        box_format=first(options.box_format, read.box_format, meta.box_format),
+        box_coords=first(options.box_coords, read.box_coords, meta.box_coords),
+        layout=first(read.layout, meta.image_layout),
+        value_range=first(read.value_range, None if meta.image_range is None else tuple(meta.image_range)),
+    )
 
 
 # --------------------------------------------------------------------------- work units (run in workers)
@@ -281,6 +285,7 @@ class _Unit:
     rows: tuple[int, ...]
     base: int  # position in its step of the shard's row 0
     render: RenderOptions | None  # None: nothing to draw from this shard (metrics only)
+    read: ReadOptions | None
     first: bool
     metrics: bool
     image_format: str
@@ -351,7 +356,7 @@ def _work(unit: _Unit) -> _UnitResult:
     for row in unit.rows:
         index = unit.base + row
         try:
-            img = render_example({n: arrays[n][row] for n in fields}, unit.render)
+            img = render_example({n: arrays[n][row] for n in fields}, unit.render, unit.read)
         except ExporterError as exc:
             result.render_error = f"row {row}: {exc}"
             result.examples = []
@@ -529,14 +534,14 @@ def _pipeline(
                 max_bytes=options.max_shard_bytes,
             )
             if rows:
-                ropts = render_options_for(options, shard.meta)
+                read = read_options_for(options, shard.meta)
                 # Small chunks keep every worker busy on few shards; one unit per shard when in-process.
                 chunk = rows if workers == 1 else max(8, min(64, math.ceil(rows / (2 * workers))))
                 for i, start in enumerate(range(0, rows, chunk)):
                     part = tuple(int(r) for r in wanted[start : start + chunk])
-                    units.append(_Unit(rows=part, render=ropts, first=i == 0, **common))
+                    units.append(_Unit(rows=part, render=options.render, read=read, first=i == 0, **common))
             elif metrics:
-                units.append(_Unit(rows=(), render=None, first=True, **common))
+                units.append(_Unit(rows=(), render=None, read=None, first=True, **common))
             to_render += rows
             base += n
             if units:
@@ -555,7 +560,8 @@ def _pipeline(
             names = tagging.UniqueNames()
             acc = _StepMetrics(options.topk) if metrics else None
             grid: list[np.ndarray] = []
-            class_names = options.class_names if options.class_names is not None else options.render.class_names
+            legacy = options.render.legacy_read or ReadOptions()  # class names still given to RenderOptions
+            class_names = options.class_names if options.class_names is not None else legacy.class_names
             walltime = 0.0
             for shard, units in by_step.get(step, []):
                 outs = []  # a shard is written whole or not at all

@@ -28,17 +28,18 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .api import GRID_CELL, ExportOptions, render_options_for
+from .api import GRID_CELL, ExportOptions, read_options_for
 from .errors import ConfigError, RenderError
-from .render import RenderOptions, colors, render_example, render_grid
+from .render import ReadOptions, RenderOptions, colors, render_example, render_grid
 from .render.text import label_image
 from .schema import CANONICAL_FIELDS
 from .select import Selection
 from .shards import FieldInfo, Run
 
 _HEADER_FONT = 14
-# Options that override the shard metadata, so ``ExportOptions`` takes them, not ``RenderOptions``.
-_METADATA_OPTIONS = ("class_names", "box_format", "box_coords")
+# Keyword options: drawing style, and how to read the arrays (these override the shard metadata).
+_STYLE_OPTIONS = tuple(f.name for f in dataclasses.fields(RenderOptions) if f.name != "legacy_read")
+_READ_OPTIONS = tuple(f.name for f in dataclasses.fields(ReadOptions))
 
 
 class _StepData:
@@ -253,16 +254,17 @@ class Examples:
 
         >>> worst.render(0, topk=3)   # doctest: +SKIP
         """
-        options = _export_options(render_options)
-        return self._render(self._index(i), options)
+        options, read = _export_options(render_options)
+        return self._render(self._index(i), options, read)
 
-    def _render(self, i: int, options: ExportOptions) -> Image.Image:
+    def _render(self, i: int, options: ExportOptions, read: ReadOptions) -> Image.Image:
         if "images" not in self._data.fields:
             raise RenderError(
                 f"{self._data.describe()} has no 'images' field: nothing to draw; it has: {', '.join(self._data.fields)}"
             )
         k, _ = self._data.locate(int(self.indices[i]))
-        return render_example(self.example(i), render_options_for(options, self._data.shards[k].meta))
+        read = read_options_for(options, self._data.shards[k].meta, read)
+        return render_example(self.example(i), options.render, read)
 
     def grid(self, cols: int | None = None, max_examples: int = 64, **render_options: Any) -> Image.Image:
         """The first ``max_examples`` selected examples on one sheet, ``cols`` per row (default: a square).
@@ -273,10 +275,11 @@ class Examples:
         >>> run.examples(misclassified=True).grid(cols=8, topk=3)   # doctest: +SKIP
         """
         _check_positive(max_examples, "max_examples")
-        options = _export_options(render_options)
+        options, read = _export_options(render_options)
         if not len(self):
             raise RenderError(f"nothing to draw: {self!r} is empty")
-        return render_grid([_cell(self._render(i, options)) for i in range(min(len(self), max_examples))], cols=cols)
+        cells = [_cell(self._render(i, options, read)) for i in range(min(len(self), max_examples))]
+        return render_grid(cells, cols=cols)
 
     def _repr_png_(self) -> bytes | None:
         """Jupyter shows an ``Examples`` as its grid (or as text when there is nothing to draw)."""
@@ -305,7 +308,7 @@ def compare(a: Examples, b: Examples, *, max_examples: int = 16, **render_option
         if not isinstance(ex, Examples):
             raise ConfigError(f"compare() takes two Examples, but {name} is a {type(ex).__name__}")
     _check_positive(max_examples, "max_examples")
-    options = _export_options(render_options)
+    options, read = _export_options(render_options)
     by_ids = "ids" in a._data.common and "ids" in b._data.common
     keys_a, keys_b = (a.ids.tolist(), b.ids.tolist()) if by_ids else (a.indices.tolist(), b.indices.tolist())
     how = "ids" if by_ids else "position in the step"
@@ -326,7 +329,7 @@ def compare(a: Examples, b: Examples, *, max_examples: int = 16, **render_option
     left, right = _side_names(a, b)
     cells = [_header(left), _header(right)]
     for i, j in pairs[:max_examples]:
-        cells += [_cell(a._render(i, options)), _cell(b._render(j, options))]
+        cells += [_cell(a._render(i, options, read)), _cell(b._render(j, options, read))]
     return render_grid(cells, cols=2)
 
 
@@ -341,15 +344,15 @@ def _match(keys: Sequence[Any], other: Sequence[Any]) -> list[tuple[int, int]]:
     return [(i, where[key]) for i, key in enumerate(keys) if key in where]
 
 
-def _export_options(render_options: Mapping[str, Any]) -> ExportOptions:
-    """Keywords → the ``ExportOptions`` that ``api.render_options_for`` completes from each shard's metadata."""
-    valid = {f.name for f in dataclasses.fields(RenderOptions)}
-    unknown = sorted(set(render_options) - valid)
+def _export_options(render_options: Mapping[str, Any]) -> tuple[ExportOptions, ReadOptions]:
+    """Keywords → the style, and the ``ReadOptions`` that ``api.read_options_for`` completes from each shard."""
+    unknown = sorted(set(render_options) - {*_STYLE_OPTIONS, *_READ_OPTIONS})
     if unknown:
-        raise ConfigError(f"unknown render option(s) {', '.join(unknown)}; the options are: {', '.join(sorted(valid))}")
-    overrides = {k: v for k, v in render_options.items() if k in _METADATA_OPTIONS}
-    rest = {k: v for k, v in render_options.items() if k not in _METADATA_OPTIONS}
-    return ExportOptions(render=RenderOptions(**rest), **overrides)
+        valid = ", ".join(sorted({*_STYLE_OPTIONS, *_READ_OPTIONS}))
+        raise ConfigError(f"unknown render option(s) {', '.join(unknown)}; the options are: {valid}")
+    style = RenderOptions(**{k: v for k, v in render_options.items() if k in _STYLE_OPTIONS})
+    read = ReadOptions(**{k: v for k, v in render_options.items() if k in _READ_OPTIONS})
+    return ExportOptions(render=style), read
 
 
 def _check_positive(value: Any, name: str) -> None:

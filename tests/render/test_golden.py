@@ -19,7 +19,7 @@ import PIL
 import pytest
 from PIL import Image, ImageChops
 
-from exporter.render import RenderOptions, render_confusion_matrix, render_example, render_grid
+from exporter.render import ReadOptions, RenderOptions, render_confusion_matrix, render_example, render_grid
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 REGEN = os.environ.get("SUMMARY_EXPORTER_REGEN_GOLDEN") == "1"
@@ -104,8 +104,8 @@ def test_every_box_format_draws_the_same_picture(box_format, box_coords):
         "gt_boxes": express(GT, box_format, box_coords),
         "gt_box_labels": np.array([1]),
     }
-    options = RenderOptions(class_names=CLASSES, box_format=box_format, box_coords=box_coords)
-    check_golden("boxes", render_example(example, options))  # one file for all 8 ways
+    read = ReadOptions(class_names=CLASSES, box_format=box_format, box_coords=box_coords)
+    check_golden("boxes", render_example(example, RenderOptions(), read))  # one file for all 8 ways
 
 
 def digit() -> np.ndarray:
@@ -133,7 +133,8 @@ def test_classification_caption(name, pred, probs):
         "probs": np.array(probs, np.float32),
         "ids": np.int64(1234),
     }
-    check_golden(name, render_example(example, RenderOptions(class_names=[str(i) for i in range(10)], topk=3)))
+    read = ReadOptions(class_names=[str(i) for i in range(10)])
+    check_golden(name, render_example(example, RenderOptions(topk=3), read))
 
 
 def class_map() -> np.ndarray:
@@ -163,11 +164,14 @@ def test_side_by_side():
         "masks": pred_mask,
         "gt_masks": gt_mask,
     }
-    check_golden("side_by_side", render_example(example, RenderOptions(class_names=CLASSES, side_by_side=True)))
+    check_golden(
+        "side_by_side", render_example(example, RenderOptions(side_by_side=True), ReadOptions(class_names=CLASSES))
+    )
 
 
-def test_true_and_false_positives():
-    example = {
+def match_example() -> dict[str, np.ndarray]:
+    """Two predictions on one gt box (one is a TP, one a FP), one prediction on nothing, one gt box missed."""
+    return {
         "images": scene(),
         "boxes": express([[8, 6, 40, 30], [9, 6, 40, 33], [44, 3, 62, 15]], "xyxy", "pixels"),
         "box_labels": np.array([1, 1, 2]),
@@ -175,16 +179,25 @@ def test_true_and_false_positives():
         "gt_boxes": express([[10, 9, 40, 33], [34, 27, 58, 42]], "xyxy", "pixels"),
         "gt_box_labels": np.array([1, 4]),
     }
-    options = RenderOptions(class_names=CLASSES, box_format="xyxy", box_coords="pixels", match_iou=0.5)
-    check_golden("match", render_example(example, options))
+
+
+def test_true_and_false_positives():
+    read = ReadOptions(class_names=CLASSES, box_format="xyxy", box_coords="pixels")
+    check_golden("match", render_example(match_example(), RenderOptions(match_iou=0.5), read))
+
+
+def test_the_legacy_read_keywords_draw_the_same_picture():
+    with pytest.warns(DeprecationWarning, match="ReadOptions"):
+        legacy = RenderOptions(class_names=CLASSES, box_format="xyxy", box_coords="pixels", match_iou=0.5)
+    check_golden("match", render_example(match_example(), legacy))
 
 
 def test_grid():
-    options = RenderOptions(min_size=64, class_names=CLASSES)
+    style, read = RenderOptions(min_size=64), ReadOptions(class_names=CLASSES)
     cells = [
-        render_example({"images": scene(), "labels": np.int64(1), "pred_labels": np.int64(1)}, options),
-        render_example({"images": digit()}, options),
-        render_example({"images": scene()[::2, ::2], "masks": class_map()}, options),
+        render_example({"images": scene(), "labels": np.int64(1), "pred_labels": np.int64(1)}, style, read),
+        render_example({"images": digit()}, style, read),
+        render_example({"images": scene()[::2, ::2], "masks": class_map()}, style, read),
     ]
     check_golden("grid", render_grid(cells))
 
