@@ -5,8 +5,10 @@ Regenerate after an intended change with::
     SUMMARY_EXPORTER_REGEN_GOLDEN=1 python -m pytest tests/render/test_golden.py
 
 and look at the PNGs before committing them. Font rasterisation can change
-between Pillow versions, so the tests skip when Pillow's major.minor differs
-from the one in tests/golden/PILLOW_VERSION.
+between Pillow versions, so the images are only comparable with the Pillow
+major.minor in tests/golden/PILLOW_VERSION, which the ``dev`` extra pins: with
+another Pillow the tests fail (they never skip, so a Pillow upgrade cannot
+silently switch them off) and say how to regenerate.
 """
 
 from __future__ import annotations
@@ -22,22 +24,43 @@ from PIL import Image, ImageChops
 from exporter.render import ReadOptions, RenderOptions, render_confusion_matrix, render_example, render_grid
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+PYPROJECT = GOLDEN.parent.parent / "pyproject.toml"
 REGEN = os.environ.get("SUMMARY_EXPORTER_REGEN_GOLDEN") == "1"
+REGEN_COMMAND = "SUMMARY_EXPORTER_REGEN_GOLDEN=1 python -m pytest tests/render/test_golden.py"
 PILLOW = ".".join(PIL.__version__.split(".")[:2])
 _version_file = GOLDEN / "PILLOW_VERSION"
 RECORDED = _version_file.read_text().strip() if _version_file.exists() else None
 
-pytestmark = pytest.mark.skipif(
-    not REGEN and RECORDED != PILLOW,
-    reason=f"golden images were made with Pillow {RECORDED}, this is Pillow {PILLOW} "
-    "(font rasterisation may differ); regenerate with SUMMARY_EXPORTER_REGEN_GOLDEN=1",
-)
-
 _written: set[str] = set()
+
+
+def check_pillow() -> None:
+    """Fail, saying what to do, when this Pillow is not the one the golden images were made with."""
+    if REGEN or RECORDED == PILLOW:
+        return
+    pytest.fail(
+        f"the golden images in {GOLDEN} were made with Pillow {RECORDED}, but this is Pillow {PIL.__version__}: "
+        "font rasterisation may differ, so they cannot be compared. Install the Pillow the dev extra pins "
+        f"(pip install 'pillow=={RECORDED}.*'), or, to move to this Pillow, regenerate them with "
+        f"`{REGEN_COMMAND}`, look at the PNGs, and change the dev extra's pin in pyproject.toml to "
+        f"pillow=={PILLOW}.*",
+        pytrace=False,
+    )
+
+
+def test_pillow_is_the_one_the_golden_images_were_made_with():
+    check_pillow()
+
+
+def test_the_dev_extra_pins_that_pillow():
+    assert f'"pillow=={RECORDED}.*"' in PYPROJECT.read_text(), (
+        f"tests/golden/PILLOW_VERSION says {RECORDED}: pin the same Pillow in the dev extra of pyproject.toml"
+    )
 
 
 def check_golden(name: str, img: Image.Image) -> None:
     """Compare with tests/golden/<name>.png; in regen mode write it (once per run, later calls compare)."""
+    check_pillow()
     path = GOLDEN / f"{name}.png"
     if REGEN and name not in _written:
         GOLDEN.mkdir(exist_ok=True)
@@ -46,7 +69,7 @@ def check_golden(name: str, img: Image.Image) -> None:
         _written.add(name)
         return
     if not path.exists():
-        pytest.fail(f"no golden image {path}; create it with SUMMARY_EXPORTER_REGEN_GOLDEN=1")
+        pytest.fail(f"no golden image {path}; create it with `{REGEN_COMMAND}`")
     with Image.open(path) as f:
         expected = f.convert("RGB")
     assert img.mode == "RGB"
@@ -54,7 +77,7 @@ def check_golden(name: str, img: Image.Image) -> None:
     diff = ImageChops.difference(img, expected).getbbox()
     assert diff is None, (
         f"{name}: differs from {path} inside {diff}; if the change is intended, regenerate with "
-        "SUMMARY_EXPORTER_REGEN_GOLDEN=1 and look at the image"
+        f"`{REGEN_COMMAND}` and look at the image"
     )
 
 
