@@ -471,20 +471,20 @@ def _time_usual_route(run_dir: Path, scratch: Path) -> dict[str, float]:
 
 def _drawn_images(run_dir: Path, n: int) -> list:
     """The first ``n`` examples of ``run_dir`` rendered as ``export`` renders them with default options."""
-    from .render import RenderOptions, render_example
+    from .render import ReadOptions, render_example
     from .schema import CANONICAL_FIELDS
     from .shards import open_run
 
     out = []
     for batch in open_run(run_dir).iter_batches():
         m = batch.meta  # with default options, export draws as the shard's metadata says
-        ropts = RenderOptions(
+        read = ReadOptions(
             class_names=m.class_names, box_format=m.box_format, box_coords=m.box_coords, layout=m.image_layout,
             value_range=tuple(m.image_range) if m.image_range is not None else None,
         )
         fields = [k for k in batch.arrays if k in CANONICAL_FIELDS]
         for i in range(len(batch)):
-            out.append(render_example({k: batch.arrays[k][i] for k in fields}, ropts))
+            out.append(render_example({k: batch.arrays[k][i] for k in fields}, read=read))
             if len(out) == n:
                 return out
     return out

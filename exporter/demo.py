@@ -385,7 +385,7 @@ def run_demo(outdir: str | os.PathLike, *, fast: bool = False, progress: Callabl
     ``outdir/contact_sheet.png`` (both checkpoints' first examples, side by side).
     """
     from . import api
-    from .render import RenderOptions, render_example, render_grid
+    from .render import ReadOptions, RenderOptions, render_example, render_grid
     from .shards import open_run
 
     outdir = Path(outdir)
@@ -405,12 +405,12 @@ def run_demo(outdir: str | os.PathLike, *, fast: bool = False, progress: Callabl
 
     # the contact sheet: the same 8 examples at each checkpoint, one row per checkpoint
     run = open_run(shards)
-    sheet_options = RenderOptions(mask_alpha=0.35, class_names=CLASS_NAMES, min_size=96)
+    sheet_style, sheet_read = RenderOptions(mask_alpha=0.35, min_size=96), ReadOptions(class_names=CLASS_NAMES)
     cells = []
     for step in run.steps:
         batch = next(run.iter_batches(step))
         for i in range(min(8, len(batch))):
-            cells.append(render_example({k: v[i] for k, v in batch.arrays.items()}, sheet_options))
+            cells.append(render_example({k: v[i] for k, v in batch.arrays.items()}, sheet_style, sheet_read))
     sheet = render_grid(cells, cols=min(8, len(cells) // max(1, len(run.steps))))
     sheet_path = outdir / "contact_sheet.png"
     sheet.save(sheet_path)
