@@ -12,7 +12,7 @@ from tbutil import decode, read_events
 from exporter import tags
 from exporter.api import ExportOptions, RunSummary, export, inspect, render, validate
 from exporter.errors import ConfigError, RunNotFoundError, ShardFieldError, ShardFormatError
-from exporter.render import RenderOptions, render_example
+from exporter.render import ReadOptions, RenderOptions, render_example
 from exporter.shards import find_shard_files
 from exporter.tensorboard import EVENT_FILE_SUFFIX
 from exporter.writer import ShardWriter
@@ -110,11 +110,11 @@ def test_walltime_is_when_the_shards_were_written(exported, run_dir):
 def test_decoded_images_are_the_rendered_overlays(exported):
     _, acc = exported
     data = step_data(200)
-    options = RenderOptions(class_names=CLASSES)
+    read = ReadOptions(class_names=CLASSES)
     for row in (0, 5):  # one from each shard of the step
         (event,) = [e for e in acc.Images(tags.example_tag("examples", IDS[row])) if e.step == 200]
         img = decode(event.encoded_image_string)
-        expected = render_example({k: v[row] for k, v in data.items()}, options)
+        expected = render_example({k: v[row] for k, v in data.items()}, read=read)
         assert img.size == expected.size == (event.width, event.height)
         assert np.array_equal(np.asarray(img.convert("RGB")), np.asarray(expected))
         assert expected.width >= 32 and expected.height > 24  # drawn larger than the 32x24 input, with a caption
@@ -222,10 +222,12 @@ def test_box_format_and_class_names_come_from_metadata_unless_overridden(tmp_pat
     write_step(root, 1, data, class_names=["x", "y"], box_format="xyxy", box_coords="pixels")
     export(root, tmp_path / "tb", ExportOptions(metrics=False))
     export(root, tmp_path / "tb2", ExportOptions(metrics=False, class_names=["p", "q"]))
-    for logdir, names in ((tmp_path / "tb", ["x", "y"]), (tmp_path / "tb2", ["p", "q"])):
-        got = decode(read_events(logdir).Images("examples/a")[0].encoded_image_string)
-        options = RenderOptions(class_names=names, box_format="xyxy", box_coords="pixels")
-        expected = render_example({k: v[0] for k, v in data.items()}, options)
+    with pytest.warns(DeprecationWarning):  # class names given the old way, to RenderOptions, still count
+        export(root, tmp_path / "tb3", ExportOptions(metrics=False, render=RenderOptions(class_names=["r", "s"])))
+    for logdir, names in (("tb", ["x", "y"]), ("tb2", ["p", "q"]), ("tb3", ["r", "s"])):
+        got = decode(read_events(tmp_path / logdir).Images("examples/a")[0].encoded_image_string)
+        read = ReadOptions(class_names=names, box_format="xyxy", box_coords="pixels")
+        expected = render_example({k: v[0] for k, v in data.items()}, read=read)
         assert np.array_equal(np.asarray(got.convert("RGB")), np.asarray(expected))
 
 
@@ -315,7 +317,7 @@ def test_render_writes_files_only_inside_outdir(run_dir, tmp_path):
         [tags.safe_filename(i, ".png") for i in IDS] + ["grid.png"]
     )
     img = decode((step_dir / tags.safe_filename(IDS[1], ".png")).read_bytes())
-    expected = render_example({k: v[1] for k, v in step_data(100).items()}, RenderOptions(class_names=CLASSES))
+    expected = render_example({k: v[1] for k, v in step_data(100).items()}, read=ReadOptions(class_names=CLASSES))
     assert np.array_equal(np.asarray(img.convert("RGB")), np.asarray(expected))
 
 
