@@ -1,7 +1,7 @@
 """Fixtures for the whole suite.
 
-Helpers the tests import: ``tbutil`` reads events back with TensorBoard's own reader,
-``reporting`` prints figures past pytest's capture.
+Helpers the tests import: ``runs`` writes shards (``write_run``, ``run_arrays``), ``tbutil`` reads
+events back with TensorBoard's own reader, ``reporting`` prints figures past pytest's capture.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from runs import write_run
 
 import exporter
 
@@ -28,3 +29,17 @@ def _child_processes_import_this_checkout():
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PYTHONPATH", os.pathsep.join(dict.fromkeys(paths)))
         yield
+
+
+@pytest.fixture
+def make_run(tmp_path):
+    """``runs.write_run`` into ``tmp_path / name``; returns that folder.
+
+    >>> shards = make_run(steps=(100, 200), ids=["a", "b"], class_names=["cat", "dog"])  # doctest: +SKIP
+    >>> make_run(steps=(300,))  # the same folder again: one more step  # doctest: +SKIP
+    """
+
+    def make(name: str = "shards", **kwargs) -> Path:
+        return write_run(tmp_path / name, **kwargs)
+
+    return make
