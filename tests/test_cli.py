@@ -8,24 +8,17 @@ import shutil
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from PIL import Image
 from tbutil import read_events
 
-from exporter import ShardWriter
 from exporter.cli import main
 
 
 @pytest.fixture
-def shards(tmp_path):
-    rng = np.random.default_rng(0)
-    for step in (100, 200):
-        with ShardWriter(tmp_path / "shards", step=step, class_names=["cat", "dog"]) as w:
-            probs = rng.dirichlet([1, 1], size=4).astype(np.float32)
-            w.add(images=rng.integers(0, 255, (4, 20, 30, 3), dtype=np.uint8), labels=np.array([0, 1, 0, 1]),
-                  probs=probs, pred_labels=probs.argmax(1), ids=np.array(["a", "b", "c", "d"]))
-    return tmp_path / "shards"
+def shards(make_run):
+    return make_run(steps=(100, 200), class_names=["cat", "dog"], ids=list("abcd"), image_shape=(20, 30),
+                    fields=("images", "labels", "probs", "pred_labels", "ids"))
 
 
 def _no_traceback(text: str) -> None:

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from tbutil import read_events
 
-from exporter import ShardWriter
 from exporter.api import ExportOptions, export
 from exporter.cli import main
 from exporter.render import RenderOptions
 from exporter.tensorboard import EVENT_FILE_GLOB
 
 IDS = ["a", "b", "c"]
-
-
-def _dump(folder, step, n=3):
-    rng = np.random.default_rng(step)
-    with ShardWriter(folder, step=step, class_names=["x", "y"]) as w:
-        w.add(images=rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8), labels=np.arange(n) % 2,
-              pred_labels=np.zeros(n, int), ids=np.array(IDS[:n]))
+DUMP = dict(class_names=["x", "y"], ids=IDS, fields=("images", "labels", "pred_labels", "ids"))  # for make_run
 
 
 def _events(logdir):
@@ -29,9 +21,8 @@ def _events(logdir):
     return images, scalars
 
 
-def test_exporting_twice_leaves_one_copy_of_each_event(tmp_path):
-    for step in (10, 20):
-        _dump(tmp_path / "shards", step)
+def test_exporting_twice_leaves_one_copy_of_each_event(tmp_path, make_run):
+    make_run(steps=(10, 20), **DUMP)
     first = export(tmp_path / "shards", tmp_path / "logs")
     once = _events(tmp_path / "logs")
     second = export(tmp_path / "shards", tmp_path / "logs")
@@ -41,11 +32,10 @@ def test_exporting_twice_leaves_one_copy_of_each_event(tmp_path):
     assert first.images == second.images == 8  # 6 examples + one confusion matrix per step
 
 
-def test_incremental_export_adds_exactly_the_new_step(tmp_path):
-    shards, logs = tmp_path / "shards", tmp_path / "logs"
-    _dump(shards, 10)
+def test_incremental_export_adds_exactly_the_new_step(tmp_path, make_run):
+    shards, logs = make_run(steps=(10,), **DUMP), tmp_path / "logs"
     assert export(shards, logs, incremental=True).mode == "full"
-    _dump(shards, 20)
+    make_run(steps=(20,), **DUMP)
     report = export(shards, logs, incremental=True)
     assert (report.mode, report.steps, report.images) == ("append", [20], 4)  # 3 examples + confusion matrix
     images, scalars = _events(logs)
@@ -57,11 +47,10 @@ def test_incremental_export_adds_exactly_the_new_step(tmp_path):
     assert _events(logs) == (images, scalars)
 
 
-def test_a_late_older_step_rewrites_the_run_instead_of_purging(tmp_path):
-    shards, logs = tmp_path / "shards", tmp_path / "logs"
-    _dump(shards, 20)
+def test_a_late_older_step_rewrites_the_run_instead_of_purging(tmp_path, make_run):
+    shards, logs = make_run(steps=(20,), **DUMP), tmp_path / "logs"
     export(shards, logs, incremental=True)
-    _dump(shards, 10)  # an older checkpoint evaluated late
+    make_run(steps=(10,), **DUMP)  # an older checkpoint evaluated late
     report = export(shards, logs, incremental=True)
     assert report.mode == "rewrite" and report.steps == [10, 20]
     assert any("step 10 arrived after step 20" in w for w in report.warnings)
@@ -70,9 +59,8 @@ def test_a_late_older_step_rewrites_the_run_instead_of_purging(tmp_path):
     assert len(list(logs.glob(EVENT_FILE_GLOB))) == 1
 
 
-def test_changed_options_rewrite_and_a_new_run_folder_leaves_shards_untouched(tmp_path):
-    shards, logs = tmp_path / "shards", tmp_path / "logs"
-    _dump(shards, 10)
+def test_changed_options_rewrite_and_a_new_run_folder_leaves_shards_untouched(tmp_path, make_run):
+    shards, logs = make_run(steps=(10,), **DUMP), tmp_path / "logs"
     before = {p: p.read_bytes() for p in shards.rglob("*") if p.is_file()}
     export(shards, logs / "default", incremental=True)
     report = export(shards, logs / "default", ExportOptions(class_names=["cat", "dog"]), incremental=True)
@@ -85,8 +73,8 @@ def test_changed_options_rewrite_and_a_new_run_folder_leaves_shards_untouched(tm
 
 
 @pytest.mark.parametrize("flag", [[], ["--incremental"]])
-def test_cli_export_twice(tmp_path, flag, capsys):
-    _dump(tmp_path / "shards", 5)
+def test_cli_export_twice(tmp_path, make_run, flag, capsys):
+    make_run(steps=(5,), **DUMP)
     args = ["export", str(tmp_path / "shards"), str(tmp_path / "logs"), "--no-progress", *flag]
     assert main(args) == 0
     assert main(args) == 0
