@@ -26,7 +26,7 @@ IDS = np.array(["../../etc/passwd", "/abs/path.jpg", "猫/1", "café", "img_0004
 
 
 # Every field at once (classification, detection, segmentation), 24x32 images, hostile ids.
-RUN = dict(fields=ALL_FIELDS, class_names=CLASSES, image_shape=(24, 32))
+RUN = {"fields": ALL_FIELDS, "class_names": CLASSES, "image_shape": (24, 32)}
 
 
 def step_data(step: int, n: int = N) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ from exporter.render import RenderOptions
 from exporter.tensorboard import EVENT_FILE_GLOB
 
 IDS = ["a", "b", "c"]
-DUMP = dict(class_names=["x", "y"], ids=IDS, fields=("images", "labels", "pred_labels", "ids"))  # for make_run
+DUMP = {"class_names": ["x", "y"], "ids": IDS, "fields": ("images", "labels", "pred_labels", "ids")}  # make_run(**DUMP)
 
 
 def _events(logdir):
