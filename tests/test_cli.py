@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from tbutil import read_events
 
+from exporter.api import ExportOptions, render
 from exporter.cli import main
 
 
@@ -123,7 +124,20 @@ def test_console_script_in_a_subprocess(shards, tmp_path):
     assert mod.returncode == 0, mod.stderr
 
 
-def test_class_names_json_file(shards, tmp_path, capsys):
-    names = tmp_path / "classes.json"
-    names.write_text(json.dumps(["kitten", "puppy"]))
+def _pngs(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*.png")}
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [("classes.json", json.dumps(["kitten", "puppy"])), ("classes.txt", "# my classes\nkitten\n\npuppy\n")],
+)
+def test_class_names_file_overrides_the_shards_names(shards, tmp_path, name, text):
+    names = tmp_path / name
+    names.write_text(text)
     assert main(["render", str(shards), str(tmp_path / "png"), "--class-names", str(names), "--no-progress"]) == 0
+    render(shards, tmp_path / "api", ExportOptions(class_names=["kitten", "puppy"]))
+    render(shards, tmp_path / "shard_names", ExportOptions())
+    drawn = _pngs(tmp_path / "png")
+    assert len(drawn) == 8 and drawn == _pngs(tmp_path / "api")  # the file's names, drawn as the API draws them
+    assert drawn != _pngs(tmp_path / "shard_names")  # ... and not the shards' cat and dog
