@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from runs import ALL_FIELDS, run_arrays, write_run
 from tbutil import decode, read_events
 
 from exporter import tags
@@ -24,34 +25,17 @@ N = 6  # examples per step, in shards of 4 and 2
 IDS = np.array(["../../etc/passwd", "/abs/path.jpg", "猫/1", "café", "img_0004", "C:\\x\\y"])
 
 
-def step_data(step: int, n: int = N, *, h: int = 24, w: int = 32) -> dict[str, np.ndarray]:
-    """One step's arrays: classification, detection and segmentation fields together."""
-    rng = np.random.default_rng(step)
-    probs = rng.dirichlet(np.ones(K), n).astype(np.float32)
-    labels = rng.integers(0, K, n)
-    pred = probs.argmax(1)
-    pred[::3] = labels[::3]  # some right, some wrong, not always the argmax
-    corners = np.sort(rng.random((n, 3, 2, 2)), axis=2)  # (N, M, [min, max], [y, x])
-    boxes = np.concatenate([corners[:, :, 0], corners[:, :, 1]], axis=-1).astype(np.float32)  # yxyx
-    return {
-        "images": rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8),
-        "labels": labels,
-        "pred_labels": pred,
-        "probs": probs,
-        "boxes": boxes,
-        "box_labels": rng.integers(0, K, (n, 3)),
-        "box_scores": rng.random((n, 3)).astype(np.float32),
-        "num_boxes": rng.integers(0, 4, n),
-        "gt_boxes": boxes[:, :2] * 0.9,
-        "gt_box_labels": rng.integers(0, K, (n, 2)),
-        "gt_num_boxes": np.full(n, 2),
-        "masks": rng.integers(0, K, (n, h, w)),
-        "gt_masks": rng.integers(0, K, (n, h, w)),
-        "ids": IDS[:n],
-    }
+# Every field at once (classification, detection, segmentation), 24x32 images, hostile ids.
+RUN = {"fields": ALL_FIELDS, "class_names": CLASSES, "image_shape": (24, 32)}
+
+
+def step_data(step: int, n: int = N) -> dict[str, np.ndarray]:
+    """What write_run(..., **RUN) wrote at ``step``: the arrays to check the export against."""
+    return run_arrays(step, n, num_classes=K, fields=ALL_FIELDS, ids=IDS[:n], image_shape=RUN["image_shape"])
 
 
 def write_step(root: Path, step: int, data: dict, **kwargs) -> None:
+    """One dump of hand-written arrays, for the tests whose subject is a particular value."""
     kwargs.setdefault("class_names", CLASSES)
     kwargs.setdefault("examples_per_shard", 4)
     with ShardWriter(root, step=step, **kwargs) as w:
@@ -61,9 +45,8 @@ def write_step(root: Path, step: int, data: dict, **kwargs) -> None:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("run") / "shards"
-    for step in (300, 100, 200):  # written out of order: export sorts by step
-        write_step(root, step, step_data(step))
-    return root
+    # written out of order: export sorts by step
+    return write_run(root, steps=(300, 100, 200), ids=IDS, examples_per_shard=4, **RUN)
 
 
 @pytest.fixture(scope="module")
@@ -174,10 +157,8 @@ def test_two_workers_write_the_same_events_as_one(run_dir, tmp_path):
     assert [e.value for e in a.Scalars("metrics/accuracy")] == [e.value for e in b.Scalars("metrics/accuracy")]
 
 
-def test_more_images_per_tag_than_tensorboard_shows_warns(tmp_path):
-    root = tmp_path / "shards"
-    for step in range(11):
-        write_step(root, step, {"images": np.zeros((1, 8, 8), np.uint8), "ids": np.array([7])})
+def test_more_images_per_tag_than_tensorboard_shows_warns(tmp_path, make_run):
+    root = make_run(steps=range(11), ids=[7], fields=("images", "ids"))
     with pytest.warns(UserWarning, match="--samples_per_plugin images=11"):
         report = export(root, tmp_path / "tb", ExportOptions(metrics=False))
     assert any("images=11" in w for w in report.warnings)
@@ -185,11 +166,8 @@ def test_more_images_per_tag_than_tensorboard_shows_warns(tmp_path):
     assert image_steps(read_events(tmp_path / "tb")) == {"examples/7": list(range(11))}
 
 
-def test_without_ids_examples_are_named_by_position_in_their_step(tmp_path):
-    root = tmp_path / "shards"
-    for step in (1, 2):
-        data = {"images": np.zeros((5, 8, 8, 3), np.uint8), "labels": np.arange(5) % 2}
-        write_step(root, step, data, examples_per_shard=2)
+def test_without_ids_examples_are_named_by_position_in_their_step(tmp_path, make_run):
+    root = make_run(steps=(1, 2), n=5, fields=("images", "labels"), examples_per_shard=2)
     export(root, tmp_path / "tb", ExportOptions(metrics=False))
     expected = {f"examples/ex{i:05d}": [1, 2] for i in range(5)}
     assert image_steps(read_events(tmp_path / "tb")) == expected
@@ -231,22 +209,20 @@ def test_box_format_and_class_names_come_from_metadata_unless_overridden(tmp_pat
         assert np.array_equal(np.asarray(got.convert("RGB")), np.asarray(expected))
 
 
-def test_newest_dump_of_a_step_wins(tmp_path):
-    root = tmp_path / "shards"
-    write_step(root, 5, {"images": np.zeros((1, 8, 8), np.uint8), "ids": np.array(["old"])})
+def test_newest_dump_of_a_step_wins(tmp_path, make_run):
+    root = make_run(steps=(5,), ids=["old"], fields=("images", "ids"))
     import time
 
     time.sleep(1.1)  # dump ids sort by their UTC second first
-    write_step(root, 5, {"images": np.zeros((1, 8, 8), np.uint8), "ids": np.array(["new"])})
+    make_run(steps=(5,), ids=["new"], fields=("images", "ids"))
     with pytest.warns(UserWarning, match="older dumps"):
         report = export(root, tmp_path / "tb")
     assert set(read_events(tmp_path / "tb").Tags()["images"]) == {"examples/new"}
     assert any("older dumps" in w for w in report.warnings)
 
 
-def test_duplicate_ids_get_distinct_tags(tmp_path):
-    root = tmp_path / "shards"
-    write_step(root, 1, {"images": np.zeros((3, 8, 8), np.uint8), "ids": np.array(["a", "a", "A"])})
+def test_duplicate_ids_get_distinct_tags(tmp_path, make_run):
+    root = make_run(steps=(1,), ids=["a", "a", "A"], fields=("images", "ids"))
     with pytest.warns(UserWarning, match="share an id"):
         export(root, tmp_path / "tb")
     expected = {"examples/a", "examples/a-dup00001", "examples/A-dup00002"}
@@ -257,10 +233,8 @@ def test_duplicate_ids_get_distinct_tags(tmp_path):
 
 
 @pytest.fixture
-def run_with_truncated_shard(tmp_path) -> tuple[Path, Path]:
-    root = tmp_path / "shards"
-    for step in (1, 2):
-        write_step(root, step, step_data(step, 5), examples_per_shard=3)
+def run_with_truncated_shard(make_run) -> tuple[Path, Path]:
+    root = make_run(steps=(1, 2), ids=IDS[:5], examples_per_shard=3, **RUN)
     victim = sorted((root / "step-000000000002").glob("*.npz"))[0]
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
     return root, victim
@@ -335,9 +309,8 @@ def test_inspect_reads_at_a_glance(run_dir):
         assert needle in text, needle
 
 
-def test_inspect_names_incomplete_dumps(tmp_path):
-    root = tmp_path / "shards"
-    write_step(root, 1, {"images": np.zeros((1, 8, 8), np.uint8)})
+def test_inspect_names_incomplete_dumps(make_run):
+    root = make_run(steps=(1,), n=1, fields=("images",))
     for manifest in root.rglob("*.done.json"):
         manifest.unlink()
     summary = inspect(root)
