@@ -284,7 +284,7 @@ def _units(
         keep_pixels=options.grid_max if options.grid else 0, max_bytes=options.max_shard_bytes,
         read=read_options_for(options, shard.meta, names),
     )
-    if not wanted:
+    if len(wanted) == 0:
         return [_Unit(rows=(), style=None, first=True, **common)] if metrics else []
     # small chunks keep every worker busy on few shards; one unit per shard when in-process
     workers = options.workers

@@ -184,8 +184,8 @@ def export(
     try:
         with OutputLock(logdir, wait=wait):
             report = _export_locked(shards, logdir, options, progress=progress, incremental=incremental)
-    except NothingExportedError:
-        if created:
+    except BaseException:
+        if created:  # a failed export leaves no trace, not even the folder it made
             _remove_empty(logdir)
         raise
     report.seconds = time.perf_counter() - t0
@@ -247,10 +247,11 @@ def _export_locked(
 
 
 def _remove_empty(folder: Path) -> None:
-    """Remove a LOGDIR this export created but wrote nothing into (its lock file aside)."""
+    """Remove a folder this export created, if it holds nothing but the lock file."""
     try:
-        (folder / LOCK_FILE).unlink()
-        folder.rmdir()
+        if {p.name for p in folder.iterdir()} <= {LOCK_FILE}:
+            (folder / LOCK_FILE).unlink(missing_ok=True)
+            folder.rmdir()
     except OSError:
         pass
 
@@ -332,10 +333,17 @@ def render(
     >>> paths = render("eval_shards", "overlays", ExportOptions(max_per_step=16))   # doctest: +SKIP
     """
     options = dataclasses.replace(_checked(options), image_format="png")
-    outdir = prepare_output_dir(outdir)
-    with OutputLock(outdir, wait=wait):
-        remove_stale(outdir)
-        return _render_locked(shards, outdir, options, progress=progress)
+    outdir = Path(outdir)
+    created = not outdir.exists()
+    prepare_output_dir(outdir)
+    try:
+        with OutputLock(outdir, wait=wait):
+            remove_stale(outdir)
+            return _render_locked(shards, outdir, options, progress=progress)
+    except BaseException:
+        if created:
+            _remove_empty(outdir)
+        raise
 
 
 def _render_locked(shards: ShardsArg, outdir: Path, options: ExportOptions, *, progress: bool) -> list[Path]:

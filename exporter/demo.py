@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import check_int
+
 CLASS_NAMES = ["circle", "square", "triangle"]
 MASK_CLASS_NAMES = ["background", *CLASS_NAMES]
 
@@ -76,13 +78,9 @@ def make_shapes(n: int, *, size: int = 64, seed: int = 0, max_shapes: int = 3) -
     >>> data["images"].shape, data["gt_boxes"].shape, data["ids"][2]
     ((4, 64, 64, 3), (4, 3, 4), 'shape-00002')
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n!r}")
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 10:
-        raise ValueError(f"size must be an integer >= 10 (shapes are size/5 to size/2 across), got {size!r}")
-    if isinstance(max_shapes, bool) or not isinstance(max_shapes, (int, np.integer)) or max_shapes < 1:
-        raise ValueError(f"max_shapes must be a positive integer, got {max_shapes!r}")
-    n, size, max_shapes = int(n), int(size), int(max_shapes)
+    n = check_int(n, "n", minimum=0)
+    size = check_int(size, "size", minimum=10)
+    max_shapes = check_int(max_shapes, "max_shapes", minimum=1)
     out: dict[str, np.ndarray] = {
         "images": np.zeros((n, size, size, 3), np.uint8),
         "labels": np.zeros((n,), np.int32),

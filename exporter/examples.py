@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from . import shards
-from ._checks import check_int
+from ._checks import check_int, is_int
 from .errors import ConfigError, RenderError
 from .options import ExportOptions, read_options_for, step_class_names
 from .render import ReadOptions, RenderOptions, colors, render_example, render_grid, thumbnail
@@ -162,7 +162,7 @@ class Examples:
             raise ConfigError(f"run must be a Run (from open_run), got {type(run).__name__}")
         if step is None:
             step = run.steps[-1]
-        elif isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)):
+        elif not is_int(step):
             raise ConfigError(f"step must be an integer (one of {run.steps}), got {step!r}")
         options = ExportOptions(read=read if read is not None else ReadOptions())
         self._init(_StepData(run, int(step)), selection if selection is not None else Selection(), options)
@@ -277,7 +277,7 @@ class Examples:
         return {n: arrays[n][row] for n in names}
 
     def _index(self, i: int) -> int:
-        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+        if not is_int(i):
             raise ConfigError(f"example index must be an integer, got {i!r}")
         n = len(self)
         if not -n <= i < n:

@@ -40,12 +40,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from ._checks import check_bool, check_number, check_optional_int
 from .errors import ConfigError
 
 ClassKey = int | str
@@ -97,23 +97,12 @@ class Selection:
         if self.ids is not None:
             set_("ids", _keys(self.ids, "ids", "example ids (int or str)"))
         for name in ("misclassified", "correct"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
-            set_(name, bool(getattr(self, name)))
+            set_(name, check_bool(getattr(self, name), name))
         for name in ("min_score", "max_score"):
-            value = getattr(self, name)
-            if value is not None:
-                if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-                    raise ConfigError(f"{name} must be a number or None, got {value!r}")
-                if not math.isfinite(value):
-                    raise ConfigError(f"{name} must be finite, got {value!r}")
-                set_(name, float(value))
+            if getattr(self, name) is not None:
+                set_(name, check_number(getattr(self, name), name))
         for name in ("most_confident_wrong", "least_confident_correct", "per_class", "limit"):
-            value = getattr(self, name)
-            if value is not None:
-                if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
-                    raise ConfigError(f"{name} must be a non-negative integer or None, got {value!r}")
-                set_(name, int(value))
+            set_(name, check_optional_int(getattr(self, name), name, minimum=0))
         self._check_consistent()
 
     def _check_consistent(self) -> None:

@@ -353,7 +353,8 @@ def find_shard_files(path: str | os.PathLike) -> list[Path]:
 
     for folder, dirs, names in os.walk(path, onerror=fail):
         dirs[:] = sorted(d for d in dirs if not is_temp_name(d))
-        files += [Path(folder) / n for n in names if _is_shard_name(n)]
+        # a folder named like a shard is listed too: opening it says "is a folder, not a shard file"
+        files += [Path(folder) / n for n in names + dirs if _is_shard_name(n)]
     return sorted(files)
 
 

@@ -11,8 +11,9 @@ from runs import ALL_FIELDS, run_arrays, write_run
 from tbutil import decode, read_events
 
 from exporter import tags
+from exporter._lock import LOCK_FILE
 from exporter.api import ExportOptions, RunSummary, export, inspect, render, validate
-from exporter.errors import ConfigError, RunNotFoundError, ShardFieldError, ShardFormatError
+from exporter.errors import ConfigError, NothingExportedError, RunNotFoundError, ShardFieldError, ShardFormatError
 from exporter.render import ReadOptions, RenderOptions, render_example
 from exporter.shards import find_shard_files
 from exporter.tensorboard import EVENT_FILE_SUFFIX
@@ -199,7 +200,7 @@ def test_box_format_and_class_names_come_from_metadata_unless_overridden(tmp_pat
     }
     write_step(root, 1, data, class_names=["x", "y"], box_format="xyxy", box_coords="pixels")
     export(root, tmp_path / "tb", ExportOptions(metrics=False))
-    export(root, tmp_path / "tb2", ExportOptions(metrics=False, class_names=["p", "q"]))
+    export(root, tmp_path / "tb2", ExportOptions(metrics=False, read=ReadOptions(class_names=["p", "q"])))
     with pytest.warns(DeprecationWarning):  # class names given the old way, to RenderOptions, still count
         export(root, tmp_path / "tb3", ExportOptions(metrics=False, render=RenderOptions(class_names=["r", "s"])))
     for logdir, names in (("tb", ["x", "y"]), ("tb2", ["p", "q"]), ("tb3", ["r", "s"])):
@@ -267,12 +268,18 @@ def test_values_check_arrays_refuses_make_a_shard_bad(tmp_path):
     assert [p.field for p in report.bad] == ["labels"] and report.steps == [2]
 
 
-def test_all_bad_leaves_the_logdir_alone(tmp_path):
+def test_all_bad_is_an_error_and_leaves_the_logdir_alone(tmp_path, run_dir):
     root = tmp_path / "shards"
     write_step(root, 1, {"images": np.zeros((1, 8, 8), np.uint8), "labels": np.array([9])})
-    with pytest.warns(UserWarning, match="left unchanged"):
-        report = export(root, tmp_path / "tb", ExportOptions(skip_bad=True))
-    assert report.event_file is None and not (tmp_path / "tb").exists()
+    with pytest.raises(NothingExportedError, match="every shard was bad") as caught:
+        export(root, tmp_path / "tb", ExportOptions(skip_bad=True))
+    assert [p.path for p in caught.value.bad] == [str(f) for f in find_shard_files(root)]
+    assert not (tmp_path / "tb").exists()  # a folder it made for nothing is gone again
+    # over an earlier export: that export stays as it was
+    first = export(run_dir, tmp_path / "tb2", ExportOptions()).event_file
+    with pytest.raises(NothingExportedError):
+        export(root, tmp_path / "tb2", ExportOptions(skip_bad=True))
+    assert list((tmp_path / "tb2").glob("*tfevents*")) == [first]
 
 
 # --------------------------------------------------------------------------- render to files
@@ -282,7 +289,7 @@ def test_render_writes_files_only_inside_outdir(run_dir, tmp_path):
     outdir = tmp_path / "a" / "out"
     paths = render(run_dir, outdir, ExportOptions(grid=True))
     assert len(paths) == len(STEPS) * (N + 1)
-    everything = [p for p in tmp_path.rglob("*") if p.is_file()]
+    everything = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != LOCK_FILE]
     assert sorted(everything) == sorted(paths)
     for p in paths:
         assert p.resolve().parent.parent == outdir.resolve() and p.suffix == ".png"
@@ -336,19 +343,20 @@ def test_validate_lists_every_problem_including_older_dumps(run_with_truncated_s
         ({"jpeg_quality": 101}, "jpeg_quality"),
         ({"topk": 0}, "topk"),
         ({"dumps": "oldest"}, "dumps"),
-        ({"box_format": "xy"}, "box_format"),
-        ({"box_coords": "cm"}, "box_coords"),
-        ({"class_names": "cat"}, "class_names"),
+        ({"read": lambda: ReadOptions(box_format="xy")}, "box_format"),
+        ({"read": lambda: ReadOptions(box_coords="cm")}, "box_coords"),
+        ({"read": lambda: ReadOptions(class_names="cat")}, "class_names"),
         ({"tag_prefix": "/x"}, "tag prefix"),
         ({"png_encoder": "zlib"}, "png_encoder"),
         ({"grid": "yes"}, "grid"),
-        ({"render": RenderOptions(box_format="xyxy")}, "ExportOptions.box_format"),
+        ({"workers": True}, "workers must be an integer"),
         ({"render": {"class_names": []}}, "RenderOptions"),
+        ({"read": {"class_names": []}}, "ReadOptions"),
     ],
 )
 def test_export_options_refuse_what_cannot_work(kwargs, match):
-    with pytest.raises(ConfigError, match=match):
-        ExportOptions(**kwargs)
+    with pytest.raises(ConfigError, match=match):  # a callable value is built inside, where it raises
+        ExportOptions(**{k: v() if callable(v) else v for k, v in kwargs.items()})
 
 
 def test_export_of_a_missing_folder(tmp_path):
@@ -358,7 +366,8 @@ def test_export_of_a_missing_folder(tmp_path):
 
 def test_pr_curves_and_confusion_matrix_are_bounded_by_class_count(tmp_path):
     from exporter import ShardWriter
-    from exporter.api import MAX_CONFUSION_CLASSES, ExportOptions, export
+    from exporter.api import ExportOptions, export
+    from exporter.metrics.classification import MAX_CLASSES as MAX_CONFUSION_CLASSES
 
     k = MAX_CONFUSION_CLASSES + 1
     probs = np.full((2, k), 1.0 / k, np.float32)

@@ -14,6 +14,7 @@ from tbutil import read_events
 
 from exporter.api import ExportOptions, render
 from exporter.cli import main
+from exporter.render import ReadOptions
 
 
 @pytest.fixture
@@ -136,7 +137,7 @@ def test_class_names_file_overrides_the_shards_names(shards, tmp_path, name, tex
     names = tmp_path / name
     names.write_text(text)
     assert main(["render", str(shards), str(tmp_path / "png"), "--class-names", str(names), "--no-progress"]) == 0
-    render(shards, tmp_path / "api", ExportOptions(class_names=["kitten", "puppy"]))
+    render(shards, tmp_path / "api", ExportOptions(read=ReadOptions(class_names=["kitten", "puppy"])))
     render(shards, tmp_path / "shard_names", ExportOptions())
     drawn = _pngs(tmp_path / "png")
     assert len(drawn) == 8 and drawn == _pngs(tmp_path / "api")  # the file's names, drawn as the API draws them

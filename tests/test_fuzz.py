@@ -29,7 +29,8 @@ from exporter import CANONICAL_FIELDS, ExporterError, ShardWriter
 from exporter.api import ExportOptions, export
 from exporter.render import ReadOptions, RenderOptions, render_example
 from exporter.schema import BOX_COORDS, BOX_FORMATS, IMAGE_LAYOUTS, META_KEY
-from exporter.shards import Shard, find_shard_files, validate_shard
+from exporter.shards import Shard, find_shard_files
+from exporter.validation import validate_shard
 
 #: max_examples per test: the whole module stays well under a minute on 2 cores.
 FUZZ_EXAMPLES = {

@@ -14,7 +14,7 @@ from tbutil import read_events
 from exporter import ShardWriter
 from exporter.api import ExportOptions, export
 from exporter.cli import main
-from exporter.render import RenderOptions
+from exporter.render import ReadOptions, RenderOptions
 from exporter.tensorboard import EVENT_FILE_GLOB
 
 IDS = ["a", "b", "c"]
@@ -126,7 +126,7 @@ def test_changed_options_rewrite_and_a_new_run_folder_leaves_shards_untouched(tm
     shards, logs = make_run(steps=(10,), **DUMP), tmp_path / "logs"
     before = {p: p.read_bytes() for p in shards.rglob("*") if p.is_file()}
     export(shards, logs / "default", incremental=True)
-    report = export(shards, logs / "default", ExportOptions(class_names=["cat", "dog"]), incremental=True)
+    report = export(shards, logs / "default", ExportOptions(read=ReadOptions(class_names=["cat", "dog"])), incremental=True)
     assert report.mode == "rewrite"
     other = export(shards, logs / "renamed", ExportOptions(render=RenderOptions(min_size=32), tag_prefix="v2"))
     assert other.images == 4

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "exporter"
 
 #: Bottom to top. A module may import modules of its own layer or below, never above.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("base", {"errors", "_checks", "_files", "_version", "schema", "tags", "odapi"}),
+    ("base", {"errors", "_checks", "_files", "_lock", "_procs", "_version", "schema", "tags", "odapi"}),
     ("format", {"shards", "manifest", "validation", "writer"}),
     ("render", {"render"}),
     ("tensorboard", {"tensorboard"}),

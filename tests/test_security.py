@@ -34,7 +34,8 @@ from exporter import ShardFormatError, ShardWriter, open_run, tags
 from exporter.api import ExportOptions, export, render
 from exporter.cli import main
 from exporter.schema import ShardMeta
-from exporter.shards import Shard, find_shard_files, validate_shard
+from exporter.shards import Shard, find_shard_files
+from exporter.validation import validate_shard
 
 PACKAGE = Path(exporter.__file__).parent
 SOURCES = sorted(PACKAGE.rglob("*.py"))

@@ -96,7 +96,10 @@ def test_event_writer_round_trip_through_tensorboard(tmp_path):
         for step in (5, 10, 10, 20):
             w.add_image("examples/a", data, height=12, width=20, step=step, walltime=1000.0 + step)
         w.add_scalar("metrics/accuracy", 0.25, step=20, walltime=1020.0)
-    assert w.path.name.endswith(EVENT_FILE_SUFFIX) and w.path.parent == tmp_path
+        assert not list(tmp_path.glob("*tfevents*"))  # staged under a name TensorBoard never reads
+        path = w.install()
+    assert path == w.path and path.name.endswith(EVENT_FILE_SUFFIX) and path.parent == tmp_path
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # staging file and journal are gone
     acc = read_events(tmp_path)
     events = acc.Images("examples/a")
     assert [e.step for e in events] == [5, 10, 10, 20]
@@ -112,6 +115,24 @@ def test_event_writer_refuses_an_older_step(tmp_path):
         w.add_scalar("x", 1.0, step=200)
         with pytest.raises(ConfigError, match="step 100 written after step 200"):
             w.add_scalar("x", 1.0, step=100)
+
+
+def test_an_event_writer_closed_without_install_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError, match="boom"), EventWriter(tmp_path) as w:
+        w.add_scalar("x", 1.0, step=1)
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_install_replaces_earlier_files_unless_appending(tmp_path):
+    names = []
+    for step, replace in ((1, True), (2, False), (3, True)):
+        with EventWriter(tmp_path) as w:
+            w.add_scalar("x", float(step), step=step)
+            names.append(w.install(replace=replace).name)
+    assert names == sorted(names) and len(set(names)) == 3  # each new file sorts after the earlier ones
+    assert [p.name for p in tmp_path.glob("*tfevents*")] == [names[2]]
+    assert [e.step for e in read_events(tmp_path).Scalars("x")] == [3]
 
 
 def test_event_writer_refuses_writes_after_close(tmp_path):
@@ -160,6 +181,7 @@ def test_pr_curves_read_back_as_tensors(tmp_path):
     with EventWriter(tmp_path) as w:
         w.add_pr_curves(tags.pr_curve_tags(3, ["cat", "dog", "bird"]), counts, step=7)
         w.add_pr_curve("pr_direct", labels == 0, probs[:, 0], step=7)
+        w.install()
     acc = read_events(tmp_path)
     assert sorted(acc.Tags()["tensors"]) == ["pr_curve/bird", "pr_curve/cat", "pr_curve/dog", "pr_direct"]
     from tensorboard.util import tensor_util

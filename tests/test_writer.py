@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from exporter import ConfigError, ShardWriter, WriterError, open_run
-from exporter.shards import find_shard_files, validate_shard
+from exporter.shards import find_shard_files
+from exporter.validation import validate_shard
 
 DTYPES = [np.uint8, np.uint16, np.int32, np.float16, np.float32, np.float64, np.bool_]
 
@@ -103,11 +104,11 @@ def test_same_step_twice_keeps_both_dumps_and_reads_newest(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, fields, match",
     [
-        ({"step": -1}, None, "step must be a non-negative integer"),
+        ({"step": -1}, None, "step must be an integer >= 0"),
         ({"box_format": "xyzw"}, None, "box_format must be one of"),
         ({"box_coords": "percent"}, None, "box_coords must be one of"),
         ({"meta": {"x": object()}}, None, "meta must be JSON-serialisable"),
-        ({"examples_per_shard": 0}, None, "examples_per_shard must be a positive integer"),
+        ({"examples_per_shard": 0}, None, "examples_per_shard must be an integer >= 1"),
         ({}, {"images": np.zeros((2, 3, 3)), "labels": np.zeros(3)}, "same batch size"),
         ({}, {"labels": 3}, "batch-major"),
         ({}, {"boxes": np.zeros((2, 4))}, r"must have 3 dims .* got shape \(2, 4\)"),

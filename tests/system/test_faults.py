@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exporter.shards import find_shard_files, validate_shard
+from exporter.shards import find_shard_files
+from exporter.validation import validate_shard
 
 WORKER = str(Path(__file__).parent / "fault_worker.py")
 needs_estimator = pytest.mark.skipif(

@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from exporter.shards import find_shard_files, validate_shard
+from exporter.shards import find_shard_files
+from exporter.validation import validate_shard
 
 WRITER = textwrap.dedent(
     """

@@ -13,10 +13,10 @@ import exporter
 from exporter import ShardWriter, open_run
 from exporter.demo import CLASS_NAMES, make_shapes
 from exporter.errors import ConfigError, RenderError, RunNotFoundError
+from exporter.examples import Examples, _header, compare
 from exporter.render import ReadOptions, RenderOptions, render_example, render_grid
 from exporter.select import Selection
 from exporter.shards import Shard
-from exporter.views import Examples, _header, compare
 
 N = 12
 PER_SHARD = 5  # 12 examples → shards of 5, 5, 2: positions cross shard boundaries
@@ -220,7 +220,7 @@ def test_grid_size_and_cap(runs):
     sheet = ex.grid(cols=4, max_examples=5)
     assert sheet.width == 4 * 128 + 5 * 4  # 64 px images drawn at 128 px, 4 px padding
     assert same(ex.grid(), render_grid([ex.render(i) for i in range(N)]))  # default: all, in a square
-    with pytest.raises(ConfigError, match="max_examples must be a positive integer"):
+    with pytest.raises(ConfigError, match="max_examples must be an integer >= 1"):
         ex.grid(max_examples=0)
     empty = ex.select(classes=[99])
     assert len(empty) == 0
@@ -290,7 +290,7 @@ def test_compare_by_position_without_ids_and_caps_rows(runs):
         warnings.simplefilter("error")  # the rest of a whole step is not worth a warning
         assert same(compare(a, b), expected_compare(a, b, [(3, 0), (8, 1)], "step 1", "step 2"))
     assert same(compare(a, b, max_examples=1), expected_compare(a, b, [(3, 0)], "step 1", "step 2"))
-    with pytest.raises(ConfigError, match="max_examples must be a positive integer"):
+    with pytest.raises(ConfigError, match="max_examples must be an integer >= 1"):
         compare(a, b, max_examples=0)
 
 
