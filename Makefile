@@ -11,13 +11,18 @@ EXTRAS_tf215 := estimator,fast,dev
 EXTRAS_tf221 := keras,fast,dev
 EXTRAS_core := fast,dev
 
-.PHONY: demo test envs bench browser clean $(addprefix test-,$(ENVS))
+.PHONY: demo test lint envs bench browser clean $(addprefix test-,$(ENVS))
 
 demo: .venv/tf215/.ready
 	.venv/tf215/bin/summary-exporter demo demo_out
 
-test: browser $(addprefix test-,$(ENVS))
+test: lint browser $(addprefix test-,$(ENVS))
 	@echo "all test environments passed: $(ENVS)"
+
+# The linter and the type checker (versions pinned in the dev extra, rules in pyproject.toml).
+lint: .venv/core/.ready
+	.venv/core/bin/ruff check exporter tests
+	.venv/core/bin/mypy
 
 $(addprefix test-,$(ENVS)): test-%: .venv/%/.ready browser
 	@echo "=== tests in .venv/$* ==="
