@@ -85,12 +85,12 @@ def check_bool(value: Any, name: str) -> bool:
     return bool(value)
 
 
-def check_choice(value: Any, choices: Iterable[T], name: str) -> T:
+def check_choice(value: Any, choices: Iterable[str], name: str) -> Any:
     """``value`` if it is one of ``choices``, else ConfigError listing them."""
     options = tuple(choices)
     if not isinstance(value, str) or value not in options:
         raise ConfigError(f"{name} must be one of {', '.join(map(str, options))}, got {value!r}")
-    return value  # type: ignore[return-value]  # value is one of choices
+    return value
 
 
 def check_names(value: Any, name: str) -> tuple[str, ...]:

@@ -258,7 +258,7 @@ def _schedule(plan: Plan, options: ExportOptions, metrics: bool, notes: list[str
         chosen = selected_rows(shards, options, names)
         base = taken = 0
         for k, shard in enumerate(shards):
-            wanted: Sequence[int] = range(len(shard)) if chosen is None else chosen[k]
+            wanted: Sequence[int] | np.ndarray = range(len(shard)) if chosen is None else chosen[k]
             if options.max_per_step is not None:
                 wanted = wanted[: max(0, options.max_per_step - taken)]
             taken += len(wanted)
@@ -276,7 +276,7 @@ def _schedule(plan: Plan, options: ExportOptions, metrics: bool, notes: list[str
 
 
 def _units(
-    shard: Shard, wanted: Sequence[int], base: int, options: ExportOptions, metrics: bool, names: tuple[str, ...] | None
+    shard: Shard, wanted: Sequence[int] | np.ndarray, base: int, options: ExportOptions, metrics: bool, names: tuple[str, ...] | None
 ) -> list[_Unit]:
     common: dict[str, Any] = dict(
         path=str(shard.path), base=base, metrics=metrics, image_format=options.image_format,

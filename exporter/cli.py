@@ -369,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Terminated as exc:
         print(str(exc), file=sys.stderr)  # "terminated by SIGTERM"
-        return int(exc.code)
+        return 128 + exc.signum
     except (ExporterError, OSError) as exc:
         if args is not None and args.debug:
             raise

@@ -253,12 +253,13 @@ class Selection:
         elif n is not None:
             count = n
         else:
-            count = max((len(v) for v in arrays.values()), default=None)
-            if count is None:
+            if not arrays:
                 raise ConfigError("select() needs the number of examples: pass n= when arrays is empty")
+            count = max(len(v) for v in arrays.values())
 
         keep = np.ones(count, dtype=bool)
-        labels = np.asarray(arrays["labels"]).astype(np.int64) if "labels" in self.fields & set(arrays) else None
+        # check() made sure that every condition reading labels has them
+        labels: Any = np.asarray(arrays["labels"]).astype(np.int64) if "labels" in self.fields & set(arrays) else None
         if self.classes is not None:
             keep &= np.isin(labels, _class_ids(self.classes, class_names))
         if self.misclassified or self.correct or self.ranked:
@@ -330,14 +331,14 @@ def _pick(choose, a, b):
     return choose(a, b)
 
 
-def _intersect(a: tuple | None, b: tuple | None) -> tuple | None:
+def _intersect(a: Any, b: Any) -> tuple | None:
     if a is None or b is None:
         return a if b is None else b
     other = set(b)
     return tuple(v for v in a if v in other)
 
 
-def _intersect_classes(a: tuple | None, b: tuple | None) -> tuple | None:
+def _intersect_classes(a: Any, b: Any) -> tuple | None:
     if a is not None and b is not None:
         kinds = {type(v) for v in a + b}
         if len(kinds) > 1:  # "cat" & 3 can only be compared with the class names, which a Selection does not hold
@@ -347,7 +348,7 @@ def _intersect_classes(a: tuple | None, b: tuple | None) -> tuple | None:
     return _intersect(a, b)
 
 
-def _class_ids(classes: tuple, class_names: Sequence[str] | None) -> np.ndarray:
+def _class_ids(classes: Any, class_names: Sequence[str] | None) -> np.ndarray:
     """Class ids of ``classes``; names are looked up in ``class_names``."""
     ids = []
     for c in classes:
@@ -391,7 +392,7 @@ def _floats(a: np.ndarray) -> np.ndarray:
     return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
 
 
-def _id_mask(ids: np.ndarray, wanted: tuple, source: str) -> np.ndarray:
+def _id_mask(ids: np.ndarray, wanted: Any, source: str) -> np.ndarray:
     """Which rows have one of the ``wanted`` ids; every wanted id must be there (a typo would select nothing)."""
     present = set(ids.tolist())
     missing = [v for v in wanted if v not in present]

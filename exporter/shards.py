@@ -161,7 +161,7 @@ def _write_member(zf: zipfile.ZipFile, name: str, parts: Sequence[np.ndarray]) -
         for p in parts:
             p = np.ascontiguousarray(p, dtype=dtype)
             if p.size:
-                member.write(memoryview(p).cast("B"))
+                member.write(memoryview(p).cast("B"))  # type: ignore[arg-type]  # an ndarray is a buffer
 
 
 def _needs_v2(header: dict) -> bool:
