@@ -7,6 +7,8 @@
 * ``exit_on_signals()`` turns SIGTERM and SIGHUP into ``Terminated``, a
   ``SystemExit`` with status 128 + signal number, so ``finally:`` blocks remove
   staging folders and release locks as they do for Ctrl-C.
+* ``signals_held()`` blocks those signals (and SIGINT) while workers are
+  forked, so none lands in a worker before ``worker_init`` set its handlers.
 
 >>> pool = ProcessPoolExecutor(4, initializer=worker_init)                 # doctest: +SKIP
 >>> with exit_on_signals():                                               # doctest: +SKIP
@@ -19,7 +21,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import sys
@@ -78,6 +79,8 @@ def _worker_init(parent_pid: int | None, poll: float, *, deathsig: bool) -> None
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for sig in _terminating_signals():
         signal.signal(sig, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):  # held back while the parent forked us (signals_held): let them in
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _held_signals())
     expected = parent_pid if parent_pid is not None else _recorded_parent()
     if deathsig:
         _set_death_signal(DEATH_SIGNAL)
@@ -102,8 +105,10 @@ def _set_death_signal(sig: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
+        import ctypes  # here, not at the top: the command line imports this module before it handles Ctrl-C
+
         prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
+    except (ImportError, OSError, AttributeError):
         return False
     prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
     prctl.restype = ctypes.c_int
@@ -211,36 +216,109 @@ def _terminating_signals() -> list[signal.Signals]:
     return [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
 
 
+class Caught:
+    """What ``exit_on_signals`` caught: the number of the first signal, or None."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def exception(self) -> BaseException:
+        """What the signal raises: ``KeyboardInterrupt`` for SIGINT, else ``Terminated``."""
+        assert self.signum is not None
+        return KeyboardInterrupt() if self.signum == signal.SIGINT else Terminated(self.signum)
+
+    def __repr__(self) -> str:
+        return f"Caught(signum={self.signum!r})"
+
+
+_ACTIVE: list[Caught] = []  # the blocks of exit_on_signals now running (main thread), innermost last
+
+
+def raise_if_signalled() -> None:
+    """Raise again the exception of a signal ``exit_on_signals`` caught, if it was swallowed on its way up.
+
+    A handler's exception surfaces wherever the interpreter happens to be:
+    inside a weakref callback or a C extension that clears errors, it is lost
+    and the work would go on. Long loops call this at each step (never from a
+    ``finally:``), so Ctrl-C and SIGTERM stop them all the same.
+    """
+    for caught in _ACTIVE:
+        if caught.signum is not None:
+            raise caught.exception()
+
+
 @contextlib.contextmanager
-def exit_on_signals() -> Iterator[None]:
+def exit_on_signals(*, interrupt: bool = False) -> Iterator[Caught]:
     """Inside the block, SIGTERM and SIGHUP raise ``Terminated``; the previous handlers come back after it.
 
-    Only the first signal raises: more of them while the block unwinds are
-    ignored, so they cannot cut a cleanup short (SIGKILL still can). A signal
-    that is ignored when the block starts stays ignored (``nohup`` ignores
-    SIGHUP). Python runs signal handlers in the main thread only: elsewhere this
-    does nothing.
+    With ``interrupt=True`` SIGINT is handled too, raising ``KeyboardInterrupt``
+    as Python's own handler does (only where that handler is in place). Only
+    the first signal raises: more of them while the block unwinds are ignored,
+    so they cannot cut a cleanup short (SIGKILL still can). The block gets a
+    ``Caught`` saying which signal that was: an exception raised by a handler
+    can come out as another one (an import of a C extension turns it into an
+    ImportError), or be lost (in a weakref callback, reported as "Exception
+    ignored", which is kept quiet here), and ``Caught`` still tells;
+    ``raise_if_signalled`` raises it again. A signal that is ignored when the
+    block starts stays ignored (``nohup`` ignores SIGHUP). Python runs signal
+    handlers in the main thread only: elsewhere this does nothing.
     """
+    caught = Caught()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield caught
         return
-    raised = False
 
     def handler(signum: int, frame: Any) -> None:
-        nonlocal raised
-        if not raised:
-            raised = True
-            raise Terminated(signum)
+        if caught.signum is None:
+            caught.signum = signum
+            raise caught.exception()
+
+    def unraisable(info: Any) -> None:
+        # "Exception ignored in ...": our signal's exception, lost in a callback; raise_if_signalled raises it again
+        if not (caught.signum is not None and isinstance(info.exc_value, (KeyboardInterrupt, Terminated))):
+            previous_hook(info)
 
     previous: dict[int, Any] = {}
+    previous_hook = sys.unraisablehook
+    _ACTIVE.append(caught)
+    sys.unraisablehook = unraisable
     try:
         for sig in _terminating_signals():
             if signal.getsignal(sig) is not signal.SIG_IGN:
                 previous[sig] = signal.signal(sig, handler)
-        yield
+        if interrupt and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, handler)
+        yield caught
     finally:
         for num, old in previous.items():
             signal.signal(num, old if old is not None else signal.SIG_DFL)  # None: set outside Python
+        sys.unraisablehook = previous_hook
+        _ACTIVE.remove(caught)
+
+
+def _held_signals() -> set[int]:
+    return {signal.SIGINT, *_terminating_signals()}
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP back (blocked, delivered when the block ends); for starting workers.
+
+    A forked worker starts with its parent's Python handlers: a signal sent to
+    the whole process group (a terminal's Ctrl-C, systemd's SIGTERM) landing
+    before ``worker_init`` replaced them would raise the parent's exception
+    inside the half-made worker. Blocked, it waits: ``worker_init`` sets the
+    worker's own handlers, then lets it in. Does nothing where there is no
+    ``pthread_sigmask`` or outside the main thread.
+    """
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _held_signals())
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 #: Test hook: ``SUMMARY_EXPORTER_KILL_AT=<point>`` SIGKILLs the process when it reaches that point.

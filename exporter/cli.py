@@ -1,21 +1,32 @@
 """The ``summary-exporter`` command line: parse, call ``exporter.api``, print.
 
 Bad input gets one ``error: ...`` line on stderr and exit status 1; never a
-traceback (``--debug`` shows one for bug reports).
+traceback (``--debug`` shows one for bug reports). Exit statuses: 0 done,
+1 error, 2 usage, 3 exported but some shards were skipped (``--skip-bad``),
+130 Ctrl-C, 128 + N signal N (143 SIGTERM, 129 SIGHUP).
+
+Importing this module loads only the signal handling and the error classes:
+everything else is imported inside ``main``, so a Ctrl-C at start-up lands in
+``main``'s handler (one line, exit 130) instead of in an import (a traceback).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ._procs import Terminated, exit_on_signals
 from ._version import __version__
 from .errors import ConfigError, ExporterError, NothingExportedError
-from .schema import BOX_COORDS, BOX_FORMATS, DEFAULT_MAX_BYTES, IMAGE_LAYOUTS
+
+if TYPE_CHECKING:
+    import argparse
+
+#: Exit status of an export that wrote every readable shard but skipped bad ones (``--skip-bad``).
+EXIT_SKIPPED = 3
 
 EPILOG = """\
 examples:
@@ -34,6 +45,8 @@ EvalDumpCallback; SHARDS may be a run folder, one step-* folder or one file.
 
 
 def _positive_int(text: str) -> int:
+    import argparse
+
     try:
         value = int(text)
     except ValueError:
@@ -44,6 +57,8 @@ def _positive_int(text: str) -> int:
 
 
 def _fraction(text: str) -> float:
+    import argparse
+
     try:
         value = float(text)
     except ValueError:
@@ -54,6 +69,8 @@ def _fraction(text: str) -> float:
 
 
 def _floats(text: str) -> tuple[float, ...]:
+    import argparse
+
     try:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
@@ -62,6 +79,8 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def _names(text: str) -> list[str | int]:
     """Comma-separated names or ids: all-digit items become ints (class ids / integer example ids)."""
+    import argparse
+
     items = [t.strip() for t in text.split(",") if t.strip()]
     if not items:
         raise argparse.ArgumentTypeError("expected comma-separated names or ids")
@@ -89,6 +108,9 @@ def _selection(args: argparse.Namespace):
 
 def read_class_names(path: str) -> list[str]:
     """Class names from a file: a JSON list, or one name per line (blank lines and # comments skipped)."""
+    import json
+    from pathlib import Path
+
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -109,6 +131,8 @@ def read_class_names(path: str) -> list[str]:
 
 
 def _add_render_options(p: argparse.ArgumentParser) -> None:
+    from .schema import BOX_COORDS, BOX_FORMATS, DEFAULT_MAX_BYTES, IMAGE_LAYOUTS
+
     g = p.add_argument_group("what is drawn")
     g.add_argument("--class-names", metavar="FILE", help="class names, one per line or a JSON list (overrides the shards')")
     g.add_argument("--score-threshold", type=_fraction, default=0.0, metavar="S", help="hide predicted boxes scoring below S (default 0)")
@@ -152,6 +176,10 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
+    from .schema import DEFAULT_MAX_BYTES
+
     parser = argparse.ArgumentParser(
         prog="summary-exporter",
         description="Render eval shards (images + predictions saved during evaluation) to TensorBoard, PNG files or a report.",
@@ -324,6 +352,8 @@ def _run(args: argparse.Namespace) -> int:
 
         return run_bench(args)
     if args.command == "demo":
+        from pathlib import Path
+
         from .demo import run_demo
 
         return run_demo(Path(args.outdir), fast=args.fast)
@@ -334,7 +364,8 @@ def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
     """Library warnings as one ``warning: ...`` line each, once, without Python's source-line noise."""
     seen = set()
     for w in caught:
-        if issubclass(w.category, DeprecationWarning):
+        # not the library's: deprecations, and unclosed files an interrupted import leaves to the collector
+        if issubclass(w.category, (DeprecationWarning, ResourceWarning)):
             continue
         text = str(w.message)
         if text not in seen:
@@ -344,12 +375,12 @@ def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script: exit status 0 on success, 1 on an error (one ``error:`` line), 2 on usage,
-    130 on Ctrl-C, 128 + N on signal N (143 for SIGTERM), each with one line and no traceback."""
-    from ._procs import Terminated, exit_on_signals
-
+    3 when ``--skip-bad`` skipped shards, 130 on Ctrl-C, 128 + N on signal N (143 for SIGTERM), each
+    with one line and no traceback: from its first statement on, everything runs inside the handlers."""
     args = None
+    caught = None
     try:
-        with exit_on_signals():
+        with exit_on_signals(interrupt=True) as caught:
             for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 must print, not crash
                 if hasattr(stream, "reconfigure"):
                     stream.reconfigure(errors="backslashreplace")
@@ -358,20 +389,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command is None:
                 parser.print_help()
                 return 2
-            with warnings.catch_warnings(record=True) as caught:
+            with warnings.catch_warnings(record=True) as recorded:
                 warnings.simplefilter("always")
                 try:
                     return _run(args)
+                except BaseException:
+                    if caught.signum is not None:
+                        recorded.clear()  # an interrupted run says that, and only that
+                    raise
                 finally:
-                    _print_warnings(caught)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Terminated as exc:
-        print(str(exc), file=sys.stderr)  # "terminated by SIGTERM"
-        return 128 + exc.signum
-    except (ExporterError, OSError) as exc:
-        if args is not None and args.debug:
+                    _print_warnings(recorded)
+    except BaseException as exc:
+        if caught is not None and caught.signum is not None:
+            # Ctrl-C or a signal, whatever it became on its way up (an import of a C extension makes an
+            # ImportError of it): one line, and the status a shell gives a process killed by that signal
+            print("interrupted" if caught.signum == signal.SIGINT else str(Terminated(caught.signum)), file=sys.stderr)
+            return 128 + caught.signum
+        if isinstance(exc, KeyboardInterrupt):  # raised by a caller's own handler, or before ours was set
+            print("interrupted", file=sys.stderr)
+            return 130
+        if isinstance(exc, Terminated):
+            print(str(exc), file=sys.stderr)
+            return 128 + exc.signum
+        if not isinstance(exc, (ExporterError, OSError)) or (args is not None and args.debug):
             raise
         message = str(exc) if isinstance(exc, ExporterError) else f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
         print(f"error: {message}", file=sys.stderr)
