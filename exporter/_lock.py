@@ -8,9 +8,12 @@ line), so a second export can say who is in the way::
 
 The kernel drops a ``flock`` when the last descriptor of it closes, so a
 holder that dies, even by SIGKILL, frees the folder at once: there is no stale
-lock to break and no pid to trust. The lock file is never deleted (deleting
-it would let two processes lock two different files of the same name); it is
-emptied on release.
+lock to break and no pid to trust. The lock file is emptied on release and
+deleted only by its holder, when a failed export removes the folder it had
+created; an acquirer then finds that the file it locked is no longer the one
+at the path and locks again, so two processes never hold two files of the same
+name. A holder writes its note just after locking: a busy message reads an
+empty note again for a moment before it says "owner unknown".
 
 Forked children (``ProcessPoolExecutor`` workers under ``fork``) would share
 the lock's descriptor and keep the folder locked after the holder died, or
@@ -53,6 +56,8 @@ LOCK_FILE = ".summary-exporter.lock"
 
 _POLL_START = 0.05  # seconds between tries while waiting, doubling up to _POLL_MAX
 _POLL_MAX = 0.5
+_NOTE_TRIES = 20  # how often an empty owner note is read again, _NOTE_PAUSE apart, before "owner unknown"
+_NOTE_PAUSE = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,15 +156,16 @@ class OutputLock:
         """Take the lock (waiting as ``wait`` says) and record this process as its owner."""
         if self._fd is not None:
             raise OutputError(f"{self.path}: this OutputLock is already held", self.path, errno.EDEADLK)
-        fd, writable = self._open()
+        deadline = None if self.wait is True else time.monotonic() + float(self.wait)
         try:
-            self._lock(fd)
-        except BaseException:
-            os.close(fd)
+            fd, writable = self._acquire(deadline)
+            self.owner = LockOwner.me()
+        except BaseException:  # a failure, Ctrl-C or SIGTERM at any point: nothing stays locked or open
+            held, self._fd = self._fd, None  # never truncated here: the note may be the holder's
+            _HELD.discard(self)
+            if held is not None:
+                os.close(held)
             raise
-        self._fd = fd
-        _HELD.add(self)
-        self.owner = LockOwner.me()
         if writable:
             try:
                 os.ftruncate(fd, 0)
@@ -167,6 +173,19 @@ class OutputLock:
             except OSError:
                 pass  # the lock holds without the note; only the busy message gets vaguer
         return self
+
+    def _acquire(self, deadline: float | None) -> tuple[int, bool]:
+        """Lock the file at ``self.path``, kept in ``self._fd`` from the moment it is open: (fd, writable)."""
+        while True:
+            fd, writable = self._open()
+            self._fd = fd
+            _HELD.add(self)
+            self._lock(fd, deadline)
+            if self._is_current(fd):
+                return fd, writable
+            # the holder we waited for removed the lock file (and the folder it had made): lock the new one
+            self._fd = None
+            os.close(fd)
 
     def release(self) -> None:
         """Empty the owner note and drop the lock; harmless when not held."""
@@ -201,30 +220,53 @@ class OutputLock:
         except OSError as exc:
             raise output_error(exc, self.path) from exc
 
-    def _lock(self, fd: int) -> None:
-        deadline = None if self.wait is True else time.monotonic() + float(self.wait)
+    def _lock(self, fd: int, deadline: float | None) -> None:
         pause = _POLL_START
         while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if self._try_lock(fd):
                 return
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                raise OutputError(
-                    f"cannot lock {self.path}: {exc.strerror or exc} (does this file system support locks?)",
-                    self.path, exc.errno, exc.strerror,
-                ) from exc
             if deadline is not None and time.monotonic() >= deadline:
-                raise self._busy(fd)
+                for _ in range(_NOTE_TRIES):  # a holder writes its note just after locking: an empty one is read again
+                    owner = self._read_owner(fd)
+                    if owner is not None:
+                        break
+                    time.sleep(_NOTE_PAUSE)
+                    if self._try_lock(fd):
+                        return  # it let go meanwhile
+                raise self._busy(owner)
             time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - time.monotonic())))
             pause = min(pause * 2, _POLL_MAX)
 
-    def _busy(self, fd: int) -> LogdirBusyError:
+    def _try_lock(self, fd: int) -> bool:
         try:
-            owner = LockOwner.parse(os.pread(fd, 65536, 0).decode("utf-8", "replace"))
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            raise OutputError(
+                f"cannot lock {self.path}: {exc.strerror or exc} (does this file system support locks?)",
+                self.path, exc.errno, exc.strerror,
+            ) from exc
+
+    def _is_current(self, fd: int) -> bool:
+        """Whether the file ``fd`` locks is still the one at ``self.path``, so locking it excludes the others."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise output_error(exc, self.path) from exc
+        mine = os.fstat(fd)
+        return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def _read_owner(self, fd: int) -> LockOwner | None:
+        try:
+            return LockOwner.parse(os.pread(fd, 65536, 0).decode("utf-8", "replace"))
         except OSError:
-            owner = None
+            return None
+
+    def _busy(self, owner: LockOwner | None) -> LogdirBusyError:
         who = owner.describe() if owner else "owner unknown"
         if self.wait is False or self.wait == 0:
             message = f"another summary-exporter ({who}) is writing {self.outdir}; wait for it with --wait"

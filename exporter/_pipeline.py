@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import tags as tagging
-from ._procs import shutdown_now, worker_init
+from ._procs import raise_if_signalled, shutdown_now, signals_held, worker_init
 from .errors import ExporterError, RenderError, ShardError, ShardFieldError, ShardFormatError, ShardTooLargeError
 from .metrics import classification
 from .options import ExportOptions, read_options_for, step_class_names
@@ -199,16 +199,24 @@ class _Results:
         if workers > 1:
             import multiprocessing
 
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context(), initializer=worker_init, initargs=(os.getpid(),)
-            )
-            for unit in itertools.islice(self._todo, 2 * workers):
-                self._pending.append(self._pool.submit(_work, unit))
+            try:
+                # the first submit forks every worker: a signal waits until worker_init set the worker's handlers
+                with signals_held():
+                    self._pool = concurrent.futures.ProcessPoolExecutor(
+                        workers, mp_context=multiprocessing.get_context(), initializer=worker_init,
+                        initargs=(os.getpid(),),
+                    )
+                    for unit in itertools.islice(self._todo, 2 * workers):
+                        self._pending.append(self._pool.submit(_work, unit))
+            except BaseException:  # the signal held back is raised as the block ends: nobody else can stop these
+                self.close(finished=False)
+                raise
 
     def __iter__(self) -> _Results:
         return self
 
     def __next__(self) -> _UnitResult:
+        raise_if_signalled()  # a Ctrl-C or SIGTERM whose exception was lost on the way still stops the export
         if self._pool is None:
             return _work(next(self._todo))
         if not self._pending:
@@ -373,10 +381,11 @@ def run(
     by_step: dict[int, list[_ShardWork]] = {}
     for w in schedule.work:
         by_step.setdefault(w.step, []).append(w)
-    results = _Results([u for w in schedule.work for u in w.units], options.workers)
+    results: _Results | None = None
     bar = None
     finished = False
     try:
+        results = _Results([u for w in schedule.work for u in w.units], options.workers)
         bar = tqdm(total=schedule.images, unit="img", desc="export", disable=not progress)
         for step in plan.steps:
             yield from _step(step, by_step.get(step, []), results, bar, options, metrics, bad, notes, schedule)
@@ -384,7 +393,8 @@ def run(
     finally:
         if bar is not None:
             bar.close()
-        results.close(finished=finished)
+        if results is not None:
+            results.close(finished=finished)
 
 
 def _step(

@@ -12,10 +12,14 @@ These are small façades: the pipeline (``exporter._pipeline``) plans and draws,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import itertools
 import os
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +28,11 @@ import numpy as np
 from . import _pipeline
 from . import tags as tagging
 from ._checks import check_type
-from ._files import atomic_write, prepare_output_dir, remove_stale
+from ._files import atomic_write, is_temp_name, prepare_output_dir, remove_stale
 from ._incremental import ExportMode, ExportState
 from ._lock import LOCK_FILE, OutputLock
-from .errors import ConfigError, ExporterError, NothingExportedError, RunNotFoundError
+from ._procs import raise_if_signalled
+from .errors import ConfigError, ExporterError, NothingExportedError, OutputError, RunNotFoundError
 from .manifest import incomplete_dumps
 from .metrics import classification
 from .options import ExportOptions
@@ -179,17 +184,64 @@ def export(
     options = _checked(options)
     t0 = time.perf_counter()
     logdir = Path(logdir)
-    created = not logdir.exists()
-    prepare_output_dir(logdir)  # a LOGDIR we cannot write is refused before any work, naming LOGDIR
-    try:
-        with OutputLock(logdir, wait=wait):
-            report = _export_locked(shards, logdir, options, progress=progress, incremental=incremental)
-    except BaseException:
-        if created:  # a failed export leaves no trace, not even the folder it made
-            _remove_empty(logdir)
-        raise
+    with _output_folder(logdir, wait):
+        report = _export_locked(shards, logdir, options, progress=progress, incremental=incremental)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+@contextlib.contextmanager
+def _output_folder(outdir: Path, wait: bool | float) -> Iterator[None]:
+    """Create or check ``outdir`` (refused before any work when we cannot write it) and hold its lock.
+
+    A failed (or interrupted) export leaves no trace, not even the folder it
+    created: the folder is removed only while holding its lock, so never under
+    an export that is using it. An export waiting for that lock then finds the
+    lock file gone (``OutputLock`` notices) and starts again: it creates the folder anew.
+    """
+    created = False
+    lock: OutputLock | None = None
+    try:
+        for attempt in itertools.count(1):
+            created = not os.path.lexists(outdir)
+            lock = OutputLock(outdir, wait=wait)
+            try:
+                prepare_output_dir(outdir)
+                lock.acquire()
+                break
+            except OutputError as exc:
+                if exc.errno == errno.ENOENT and not os.path.lexists(outdir) and attempt < 5:
+                    continue  # the export we waited for failed and removed the folder it had made: make it again
+                raise
+        try:
+            yield
+        finally:
+            if lock is not None:
+                lock.release()
+    except BaseException:
+        if lock is not None:
+            lock.release()  # harmless when not held: an interruption may come between any two lines above
+        if created:
+            _remove_created(outdir)
+        raise
+
+
+def _remove_created(folder: Path) -> None:
+    """Remove a folder this export created, if it holds nothing but the lock file (and our temps).
+
+    Only while holding its lock: another export that has it (having waited for
+    ours, or started just after) is using the folder, which then stays.
+    """
+    try:
+        with OutputLock(folder, wait=False):
+            names = {p.name for p in folder.iterdir()}
+            if names - {LOCK_FILE} - {n for n in names if is_temp_name(n)}:
+                return
+            remove_stale(folder)
+            (folder / LOCK_FILE).unlink(missing_ok=True)
+            folder.rmdir()
+    except OSError:
+        pass
 
 
 def _export_locked(
@@ -238,22 +290,13 @@ def _export_locked(
                 bad=bad,
             )
         append = mode is ExportMode.APPEND
+        raise_if_signalled()  # the last moment to stop before anything in logdir changes
         event_file = writer.install(replace=not append, also=state.after(plan.steps, replace=not append))
     _warn(notes)
     return ExportReport(
         logdir=logdir, steps=steps, images=images, tags=len(writer.tags), bad=bad, warnings=notes,
         tensorboard_command=tensorboard_command(logdir, need), event_file=event_file, mode=mode,
     )
-
-
-def _remove_empty(folder: Path) -> None:
-    """Remove a folder this export created, if it holds nothing but the lock file."""
-    try:
-        if {p.name for p in folder.iterdir()} <= {LOCK_FILE}:
-            (folder / LOCK_FILE).unlink(missing_ok=True)
-            folder.rmdir()
-    except OSError:
-        pass
 
 
 def _write_step(writer: EventWriter, item: _pipeline.StepDone, options: ExportOptions, notes: list[str]) -> int:
@@ -334,16 +377,9 @@ def render(
     """
     options = dataclasses.replace(_checked(options), image_format="png")
     outdir = Path(outdir)
-    created = not outdir.exists()
-    prepare_output_dir(outdir)
-    try:
-        with OutputLock(outdir, wait=wait):
-            remove_stale(outdir)
-            return _render_locked(shards, outdir, options, progress=progress)
-    except BaseException:
-        if created:
-            _remove_empty(outdir)
-        raise
+    with _output_folder(outdir, wait):
+        remove_stale(outdir)
+        return _render_locked(shards, outdir, options, progress=progress)
 
 
 def _render_locked(shards: ShardsArg, outdir: Path, options: ExportOptions, *, progress: bool) -> list[Path]:
