@@ -53,6 +53,7 @@ __all__ = [
     "ExportMode",
     "ExportOptions",
     "ExportReport",
+    "RenderedFiles",
     "RunSummary",
     "export",
     "inspect",
@@ -367,8 +368,11 @@ def render(
     *,
     progress: bool = False,
     wait: bool | float = False,
-) -> list[Path]:
+) -> RenderedFiles:
     """Draw the same overlays as ``export`` into PNG files: ``outdir/step-<step>/<id>.png``.
+
+    Returns the files written, a list of paths whose ``bad`` lists the shards
+    ``skip_bad`` left out.
 
     File names come from ``exporter.tags.safe_filename`` and never leave
     ``outdir``; with ``options.grid`` each step also gets ``grid.png``.
@@ -382,11 +386,19 @@ def render(
         return _render_locked(shards, outdir, options, progress=progress)
 
 
-def _render_locked(shards: ShardsArg, outdir: Path, options: ExportOptions, *, progress: bool) -> list[Path]:
+class RenderedFiles(list[Path]):
+    """The files ``render`` wrote (a list of paths); ``bad`` lists the shards ``skip_bad`` left out."""
+
+    def __init__(self, paths: list[Path] | None = None, bad: list[Problem] | None = None):
+        super().__init__(paths or [])
+        self.bad: list[Problem] = list(bad or [])
+
+
+def _render_locked(shards: ShardsArg, outdir: Path, options: ExportOptions, *, progress: bool) -> RenderedFiles:
     plan = _pipeline.plan(shards, options)
     bad = list(plan.bad)
     notes = plan.ignored_note()
-    written: list[Path] = []
+    written = RenderedFiles()
     for item in _pipeline.run(plan, options, metrics=False, bad=bad, notes=notes, progress=progress):
         folder = outdir / step_dirname(item.step)
         folder.mkdir(parents=True, exist_ok=True)
@@ -399,6 +411,7 @@ def _render_locked(shards: ShardsArg, outdir: Path, options: ExportOptions, *, p
             written.append(_write_file(folder, tagging.GRID_FILENAME, data))
     notes += [f"skipped bad shard: {p}" for p in bad]
     _warn(notes)
+    written.bad = bad
     return written
 
 

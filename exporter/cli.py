@@ -41,7 +41,15 @@ examples:
 
 Shards are the .npz files written by exporter.ShardWriter, EvalDumpHook or
 EvalDumpCallback; SHARDS may be a run folder, one step-* folder or one file.
+
+exit status: 0 done, 1 error, 2 usage, 3 exported but some shards were
+skipped (--skip-bad lists them), 130 Ctrl-C, 143 SIGTERM (128 + signal number).
 """
+#: The exit statuses, as --help of export and render says them.
+EXIT_STATUS_HELP = (
+    "exit status: 0 done, 1 error, 2 usage, 3 written but some shards were skipped (--skip-bad lists them),\n"
+    "130 Ctrl-C, 143 SIGTERM (128 + signal number)"
+)
 
 
 def _positive_int(text: str) -> int:
@@ -166,7 +174,8 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     g3.add_argument("--per-class", type=_positive_int, metavar="N", help="at most N examples per true class and step")
     g3.add_argument("--ids", type=_names, metavar="ID,ID", help="only these example ids")
     g3.add_argument("--all-dumps", action="store_true", help="read every dump of a step, not only the newest")
-    g3.add_argument("--skip-bad", action="store_true", help="skip shards that fail validation and list them, instead of stopping")
+    g3.add_argument("--skip-bad", action="store_true",
+                    help="skip shards that fail validation and list them, instead of stopping (exit status 3)")
     g3.add_argument("--max-shard-mb", type=_positive_int, default=DEFAULT_MAX_BYTES >> 20, metavar="MB",
                     help=f"refuse shards needing more memory than this (default {DEFAULT_MAX_BYTES >> 20})")
     g3.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="render in N processes (default 1)")
@@ -196,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write TensorBoard events from shards: per-example image tags stable across checkpoints, "
         "accuracy / top-k scalars, PR curves and a confusion matrix where the fields allow.",
         epilog="example:\n  summary-exporter export eval_shards logs/eval --score-threshold 0.3 --workers 2\n"
-        "  tensorboard --logdir logs/eval --samples_per_plugin images=100",
+        "  tensorboard --logdir logs/eval --samples_per_plugin images=100\n\n" + EXIT_STATUS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("shards", help="run folder, step folder or shard file")
@@ -213,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "render",
         help="write the same overlays as PNG files (a quick look without TensorBoard)",
-        epilog="example:\n  summary-exporter render eval_shards overlays --max-per-step 16 --grid",
+        epilog="example:\n  summary-exporter render eval_shards overlays --max-per-step 16 --grid\n\n" + EXIT_STATUS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("shards", help="run folder, step folder or shard file")
@@ -342,11 +351,11 @@ def _run(args: argparse.Namespace) -> int:
             print(f"skipped: {problem}", file=sys.stderr)
         print(f"wrote {report.images} images under {report.tags} tags for steps {report.steps} to {report.logdir}")
         print(f"view them with:\n  {report.tensorboard_command}")
-        return 0
+        return EXIT_SKIPPED if report.bad else 0
     if args.command == "render":
         paths = api.render(args.shards, args.outdir, _options(args), progress=not args.no_progress, wait=args.wait)
         print(f"wrote {len(paths)} PNG files under {args.outdir}")
-        return 0
+        return EXIT_SKIPPED if paths.bad else 0
     if args.command == "bench":
         from .bench import run as run_bench
 

@@ -244,6 +244,8 @@ class Shard:
                     meta_text = str(np.lib.format.read_array(f, allow_pickle=False)[()])
         except FileNotFoundError:
             raise RunNotFoundError(f"{p}: no such shard file") from None
+        except PermissionError as exc:  # a file we may not read is not a damaged one: say which it is
+            raise ShardFormatError(f"cannot read the file: {_reason(exc)}", path=p) from None
         except _ZIP_ERRORS as exc:
             raise ShardFormatError(f"not a readable .npz/zip file ({exc})", path=p) from None
         except ValueError as exc:
@@ -315,7 +317,7 @@ def _check_regular_file(path: Path) -> None:
             raise ShardFormatError(f"is a broken symbolic link (to {os.readlink(path)!r})", path=p) from None
         raise RunNotFoundError(f"{p}: no such shard file") from None
     except OSError as exc:  # a symlink loop, a permission denied on the way...
-        raise ShardFormatError(f"cannot read the file ({exc.strerror or exc})", path=p) from None
+        raise ShardFormatError(f"cannot read the file: {_reason(exc)}", path=p) from None
     if not stat.S_ISREG(mode):
         kind = (
             "a folder" if stat.S_ISDIR(mode)

@@ -108,8 +108,8 @@ def test_no_path_through_the_package_unpickles(tmp_path, monkeypatch, capsys):
         assert main(["validate", str(run)]) == 1
         assert main(["inspect", str(run)]) == 1
         assert main(["export", str(run), str(tmp_path / f"{name}-logs"), "--no-progress"]) == 1
-        assert main(["export", str(run), str(tmp_path / f"{name}-logs"), "--skip-bad", "--no-progress"]) == 0
-        assert main(["render", str(run), str(tmp_path / f"{name}-png"), "--skip-bad", "--no-progress"]) == 0
+        assert main(["export", str(run), str(tmp_path / f"{name}-logs"), "--skip-bad", "--no-progress"]) == 3
+        assert main(["render", str(run), str(tmp_path / f"{name}-png"), "--skip-bad", "--no-progress"]) == 3
     out, err = capsys.readouterr()
     assert "Traceback" not in err and "tried to unpickle" not in out + err
     assert not list(tmp_path.rglob("PWNED*"))
