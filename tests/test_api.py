@@ -114,7 +114,7 @@ def test_accuracy_and_topk_match_an_independent_computation(exported):
         d = step_data(step)
         assert accuracy[step] == pytest.approx(np.mean(d["pred_labels"] == d["labels"]))
         ranked = np.argsort(-d["probs"], axis=1)[:, :5]
-        assert top5[step] == pytest.approx(np.mean([l in r for l, r in zip(d["labels"], ranked)]))
+        assert top5[step] == pytest.approx(np.mean([label in r for label, r in zip(d["labels"], ranked, strict=True)]))
     assert [e.step for e in acc.Scalars("metrics/accuracy")] == list(STEPS)
 
 
@@ -378,3 +378,31 @@ def test_pr_curves_and_confusion_matrix_are_bounded_by_class_count(tmp_path):
     acc = read_events(tmp_path / "l")
     assert not [t for t in acc.Tags()["tensors"] if t.startswith("pr_curve/")]
     assert report.images == 2
+
+
+def test_an_export_refused_as_busy_leaves_the_holders_folder_alone(tmp_path, make_run, monkeypatch):
+    """Two exports into a new LOGDIR: both see no folder, one creates it and locks it first. The one refused
+    must not remove the folder (nor its lock file) as one it created: the winner is using them."""
+    import exporter.api as api
+    from exporter._lock import LOCK_FILE, OutputLock
+    from exporter.errors import LogdirBusyError
+
+    run = make_run(steps=(1,))
+    logdir = tmp_path / "logs"
+    holder = OutputLock(logdir)
+    real = api.prepare_output_dir
+
+    def the_other_export_wins(path):
+        out = real(path)
+        holder.acquire()  # between our look (no folder) and our lock
+        return out
+
+    monkeypatch.setattr(api, "prepare_output_dir", the_other_export_wins)
+    try:
+        with pytest.raises(LogdirBusyError, match=rf"pid {os.getpid()} on"):
+            export(run, logdir)
+        assert (logdir / LOCK_FILE).exists() and os.fstat(holder._fd).st_ino == os.stat(logdir / LOCK_FILE).st_ino
+    finally:
+        holder.release()
+    monkeypatch.undo()
+    export(run, logdir)  # and the folder works for the next one

@@ -548,3 +548,59 @@ def test_lock_in_a_missing_folder_names_the_lock_file(tmp_path):
 def test_lock_wait_is_checked(tmp_path, wait):
     with pytest.raises(ConfigError, match="wait must be"):
         OutputLock(tmp_path, wait=wait)
+
+
+def test_a_waiter_whose_holder_removed_the_lock_file_locks_the_new_one(tmp_path):
+    """A failed export removes the folder it created, lock file included, while holding the lock: the export
+    that waited must not then hold the removed file while a newcomer locks a new one of the same name."""
+    import threading
+
+    outdir = prepare_output_dir(tmp_path / "logdir")
+    first = OutputLock(outdir).acquire()
+    got: list[OutputLock] = []
+    waiter = threading.Thread(target=lambda: got.append(OutputLock(outdir, wait=10).acquire()))
+    waiter.start()
+    time.sleep(0.3)  # it has the old file open and polls its lock
+    (outdir / LOCK_FILE).unlink()
+    first.release()
+    waiter.join(10)
+    (second,) = got
+    try:
+        assert os.fstat(second._fd).st_ino == os.stat(outdir / LOCK_FILE).st_ino  # the file at the path
+        with pytest.raises(LogdirBusyError, match=rf"pid {os.getpid()} on"):
+            OutputLock(outdir).acquire()  # so a newcomer is refused
+    finally:
+        second.release()
+
+
+def test_busy_right_after_the_holder_locked_still_names_it(tmp_path):
+    """The holder writes its note just after locking: a busy message read in between waits for it."""
+    import fcntl
+    import threading
+
+    outdir = prepare_output_dir(tmp_path / "logdir")
+    fd = os.open(outdir / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # locked, no note yet
+        note = LockOwner(pid=4242, host=socket.gethostname(), since="2026-12-01T19:40:00Z", command="x").to_text()
+        threading.Timer(0.05, lambda: os.pwrite(fd, note.encode(), 0)).start()
+        with pytest.raises(LogdirBusyError, match=r"\(pid 4242 on .*, since 2026-12-01T19:40:00Z"):
+            OutputLock(outdir).acquire()
+    finally:
+        os.close(fd)
+
+
+def test_an_interrupted_acquire_leaves_nothing_locked(tmp_path, monkeypatch):
+    outdir = prepare_output_dir(tmp_path / "logdir")
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LockOwner, "me", staticmethod(interrupted))  # after the flock, before the note
+    lock = OutputLock(outdir)
+    with pytest.raises(KeyboardInterrupt):
+        lock.acquire()
+    assert not lock.locked
+    monkeypatch.undo()
+    with OutputLock(outdir):  # not held by a leaked descriptor
+        pass

@@ -311,3 +311,106 @@ def test_pid_alive():
     gone = subprocess.Popen(["true"])
     gone.wait()
     assert not pid_alive(gone.pid)
+
+
+# --------------------------------------------------------------------------- signals lost or changed on their way up
+
+
+def test_a_signal_lost_in_a_callback_is_raised_again_and_not_reported():
+    """A handler's exception raised inside a weakref callback is lost ("Exception ignored in ..."):
+    ``Caught`` keeps it, ``raise_if_signalled`` raises it again, and the report is kept quiet."""
+    proc = _popen(
+        """
+        import os, signal, weakref
+        from exporter._procs import exit_on_signals, raise_if_signalled
+
+        class Thing:
+            pass
+
+        def callback(ref):
+            os.kill(os.getpid(), signal.SIGINT)  # the handler runs here, inside the callback
+            for _ in range(1000):
+                pass
+
+        with exit_on_signals(interrupt=True) as caught:
+            thing = Thing()
+            ref = weakref.ref(thing, callback)
+            del thing  # the callback runs, the KeyboardInterrupt is lost
+            print("went on", caught.signum == signal.SIGINT, flush=True)
+            try:
+                raise_if_signalled()
+            except KeyboardInterrupt:
+                print("raised again", flush=True)
+        """
+    )
+    out, err = proc.communicate(timeout=10)
+    assert out.split("\n")[:2] == ["went on True", "raised again"], (out, err)
+    assert err == ""  # no "Exception ignored in ..." for our own signal
+
+
+def test_a_signal_that_became_another_exception_still_exits_with_its_status(tmp_path):
+    """numpy's C import turns a KeyboardInterrupt or Terminated raised inside it into an ImportError:
+    the command line still says one line and exits 128 + N."""
+    proc = _popen(
+        """
+        import os, signal, sys, time
+        from exporter import cli
+
+        def run(args):
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+            except BaseException as exc:  # what PyCapsule_Import does with it
+                raise ImportError("PyCapsule_Import could not import module 'datetime'") from exc
+
+        cli._run = run
+        sys.exit(cli.main(["inspect", sys.argv[1]]))
+        """,
+        str(tmp_path),
+    )
+    out, err = proc.communicate(timeout=10)
+    assert (proc.returncode, err) == (143, "terminated by SIGTERM\n"), (out, err)
+
+
+def _slow_start(parent_pid: int) -> None:
+    time.sleep(0.6)  # a worker between fork and worker_init: it still has its parent's Python handlers
+    worker_init(parent_pid)
+
+
+@pytest.mark.parametrize("held", [True, False], ids=["signals_held", "without"])
+def test_a_signal_to_the_group_while_workers_start_is_held_until_they_can_take_it(held, stray):
+    """systemd and terminals signal the whole process group. Sent while a worker is still starting, the
+    signal waits (blocked since the fork) until worker_init has set the worker's own handlers."""
+    proc = _popen(
+        """
+        import contextlib, os, sys, time, concurrent.futures as cf
+        from exporter._procs import exit_on_signals, signals_held, shutdown_now
+        sys.path.insert(0, sys.argv[2])
+        from test_procs import _slow_start
+
+        with exit_on_signals():
+            hold = signals_held() if sys.argv[1] == "1" else contextlib.nullcontext()
+            pool = cf.ProcessPoolExecutor(2, initializer=_slow_start, initargs=(os.getpid(),))
+            try:
+                with hold:
+                    futures = [pool.submit(pow, 2, 8) for _ in range(2)]
+                    print(*pool._processes, flush=True)
+                    time.sleep(0.3)  # the signal comes now, the workers are still in _slow_start
+                time.sleep(5)
+            finally:
+                shutdown_now(pool)
+        """,
+        "1" if held else "0", str(Path(__file__).parent),
+        start_new_session=True,
+    )
+    workers = [int(p) for p in proc.stdout.readline().split()]
+    stray.extend(workers)
+    time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 143
+    if held:
+        assert err == "", err  # the workers died of the signal, quietly, once they could take it
+    else:  # the copy of the parent's handler raised inside the half-made workers
+        assert "Terminated" in err
+    assert _wait_gone(workers, 2.0) == []
