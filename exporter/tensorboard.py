@@ -313,14 +313,18 @@ class EventWriter:
         self.logdir = Path(logdir)
         self.logdir.mkdir(parents=True, exist_ok=True)
         self.staging = self.logdir / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
-        self._records = RecordWriter(str(self.staging))
         self.path: Path | None = None  # the installed file
         self.last_step: int | None = None
         self.counts: dict[str, collections.Counter] = {p: collections.Counter() for p in TENSORBOARD_SAMPLES}
         self.events = 0
+        self._closed = True
+        try:
+            self._records = RecordWriter(str(self.staging))
+        except OSError as exc:
+            raise self._write_error(exc) from exc
         self._closed = False
         header = event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2")
-        self._records.write(header.SerializeToString())
+        self._record(header.SerializeToString())
 
     # ---------------------------------------------------------------- records
 
@@ -340,8 +344,19 @@ class EventWriter:
         return event_pb2.Event(step=step, wall_time=time.time() if walltime is None else float(walltime))
 
     def _write(self, event: Any) -> None:
-        self._records.write(event.SerializeToString())
+        self._record(event.SerializeToString())
         self.events += 1
+
+    def _record(self, data: bytes) -> None:
+        try:
+            self._records.write(data)
+        except OSError as exc:
+            raise self._write_error(exc) from exc
+
+    def _write_error(self, exc: OSError) -> OutputError:
+        """A write error of tensorboardX's RecordWriter (which names no file) as one line naming ``logdir``."""
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return OutputError(f"{reason}: cannot write events to {self.logdir}", self.staging, exc.errno, exc.strerror)
 
     def _add(self, summary: Any, step: int, walltime: float | None) -> None:
         event = self._event(step, walltime)
@@ -434,7 +449,10 @@ class EventWriter:
     # ---------------------------------------------------------------- lifetime
 
     def flush(self) -> None:
-        self._records.flush()
+        try:
+            self._records.flush()
+        except OSError as exc:
+            raise self._write_error(exc) from exc
 
     def install(self, *, replace: bool = True, also: Mapping[str, str] | None = None) -> Path:
         """Close the file and move it into ``logdir`` under its final name; unless appending, drop older ones.
@@ -460,18 +478,30 @@ class EventWriter:
     def _close_file(self, *, fsync: bool) -> None:
         if not self._closed:
             self._closed = True
-            if fsync:
-                self._records.flush()  # tensorboardX's flush fsyncs a local file
-            self._records.close()
+            try:
+                if fsync:
+                    self._records.flush()  # tensorboardX's flush fsyncs a local file
+                self._records.close()
+            except OSError as exc:
+                try:
+                    self._records.close()  # the descriptor, whatever the buffer's fate
+                except OSError:
+                    pass
+                raise self._write_error(exc) from exc
 
     def close(self) -> None:
         """Close; a file never installed is removed (a failed export leaves nothing behind)."""
-        self._close_file(fsync=False)
         if self.path is None:
+            try:
+                self._close_file(fsync=False)
+            except OutputError:
+                pass  # the file is discarded: what did not fit (a full disk) does not matter now
             try:
                 self.staging.unlink()
             except FileNotFoundError:
                 pass
+        else:
+            self._close_file(fsync=False)
 
     def __enter__(self) -> EventWriter:
         return self

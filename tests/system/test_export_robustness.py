@@ -118,6 +118,16 @@ def test_export_incremental_and_again_where_only_logdir_is_writable(place, small
         assert {p.stat().st_uid for p in logdir.iterdir()} == {user}
 
 
+def test_a_full_logdir_is_named_and_the_earlier_export_stays_whole(small_runs, big_runs, scratch, mounts):
+    logdir = mounts(scratch / "logs", "size=1m,mode=0755")  # room for the small export, not for the big one
+    _export(small_runs, small_runs.full, logdir)
+    for extra in ([], ["--incremental"], ["--workers", "2"]):
+        done = run_cli(["export", big_runs.full, logdir, "--no-progress", *extra])
+        assert done.returncode == 1, done
+        assert done.err_lines == [f"error: No space left on device: cannot write events to {logdir}"], done
+        check_export(logdir, small_runs.ref_full)  # untouched, and no staging file left behind
+
+
 # --------------------------------------------------------------------------- permission errors, as nobody
 
 
