@@ -94,6 +94,11 @@ class Problem:
 def as_field_array(name: str, value: Any) -> np.ndarray:
     """Coerce one batch-major field to a storable array: numbers stay, text becomes fixed-width unicode."""
     check_field_name(name)
+    if isinstance(value, Iterator):  # np.asarray would make a 0-d object array of it: say what it is
+        raise ConfigError(
+            f"field '{name}' is a {type(value).__name__} (an iterator, read once): pass an array or a list, "
+            f"e.g. np.stack(list(...))"
+        )
     arr = np.asarray(value)
     if arr.ndim == 0:
         raise ConfigError(f"field '{name}' must be batch-major with a leading N axis, got a scalar")
@@ -127,8 +132,11 @@ def write_shard(
     arrays: Mapping[str, np.ndarray] | Sequence[Mapping[str, np.ndarray]],
     *,
     compress: bool = False,
+    create: bool = True,
 ) -> Path:
     """Write one shard atomically (``exporter._files.atomic_write``: temp file, fsync, rename).
+
+    ``create=False`` writes only into an existing ``directory`` (an error when it is gone).
 
     ``arrays`` is one mapping of batch-major arrays, or a list of such chunks
     that are written one after the other into each ``.npy`` member (what
@@ -138,7 +146,8 @@ def write_shard(
     """
     chunks = [arrays] if isinstance(arrays, Mapping) else list(arrays)
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    if create:
+        directory.mkdir(parents=True, exist_ok=True)
     compression = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
 
     def write(f: BinaryIO) -> None:
