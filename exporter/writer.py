@@ -8,6 +8,7 @@ never waits on the disk and memory stays bounded.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import logging
 import math
@@ -21,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ._checks import check_bool, check_choice, check_int, check_names, check_optional_int, check_type
-from .errors import ConfigError, WriterError
+from .errors import ConfigError, OutputError, WriterError
 from .manifest import Manifest
 from .odapi import to_canonical
 from .schema import (
@@ -174,7 +175,9 @@ class ShardWriter:
         self.written = 0  # examples in shards on disk
         self.dropped = 0  # examples lost to write errors under on_error="drop"
         self.paths: list[Path] = []
-        self._pending: list[dict[str, np.ndarray]] = []
+        self._pending: list[tuple[dict[str, np.ndarray], bool]] = []  # (chunk, ours: False while a view of the caller's)
+        self._folder: tuple[int, int] | None = None  # (st_dev, st_ino) of step_dir once the first shard made it
+        self._folder_fd: int | None = None  # step_dir held open, see _check_folder
         self._pending_n = 0
         self._pending_bytes = 0
         self._signature: tuple | None = None
@@ -209,8 +212,7 @@ class ShardWriter:
         k = n if self.max_examples is None else max(0, min(n, self.max_examples - self.kept))
         if k == 0:
             return 0
-        # Copy only what is kept: callers may reuse their buffers after add() returns.
-        kept = {name: np.array(a[:k]) if copy else a[:k] for name, a in arrays.items()}
+        kept = {name: a[:k] for name, a in arrays.items()}  # views: copied shard by shard below
         # Text width may differ per batch (concatenate widens it); any other shape/dtype change starts a shard.
         signature = tuple(
             sorted((name, a.shape[1:], "U" if a.dtype.kind == "U" else a.dtype.str) for name, a in kept.items())
@@ -218,14 +220,18 @@ class ShardWriter:
         if self._signature is not None and signature != self._signature:
             self._flush()  # a shard holds one shape per field: new image size → new shard
         self._signature = signature
-        self._pending.append(kept)
+        self._pending.append((kept, not copy))
         self._pending_n += k
         self._pending_bytes += sum(a.nbytes for a in kept.values())
         self.kept += k
-        while self._pending_n >= self.examples_per_shard:
-            self._flush(self.examples_per_shard)
-        if self._pending_bytes >= self.max_shard_bytes:
-            self._flush()
+        try:
+            shard = self._shard_size(kept)
+            while self._pending_n >= shard:
+                self._flush(shard)
+            if self._pending_bytes >= self.max_shard_bytes:
+                self._flush()
+        finally:
+            self._keep_pending()  # what waits for the next add() is copied now: callers reuse their buffers
         return k
 
     @property
@@ -245,9 +251,14 @@ class ShardWriter:
             self._closed = True
             self._queue.put(_STOP)
             self._thread.join()
-        self._raise_pending_error()
-        if self.paths:
-            self._write_manifest()
+        try:
+            self._raise_pending_error()
+            if self.paths:
+                self._write_manifest()
+        finally:
+            fd, self._folder_fd = self._folder_fd, None
+            if fd is not None:
+                os.close(fd)
 
     def __enter__(self) -> ShardWriter:
         return self
@@ -269,27 +280,43 @@ class ShardWriter:
 
     # ---------------------------------------------------------------- internals
 
+    def _shard_size(self, chunk: Mapping[str, np.ndarray]) -> int:
+        """Examples per shard for rows like ``chunk``'s: ``examples_per_shard``, fewer if they pass ``max_shard_bytes``."""
+        row = sum(a.itemsize * math.prod(a.shape[1:]) for a in chunk.values())
+        return max(1, min(self.examples_per_shard, self.max_shard_bytes // max(row, 1)))
+
+    def _keep_pending(self) -> None:
+        """Copy the pending views of the caller's arrays (after ``add`` returns, the caller may write to them)."""
+        self._pending = [(c if mine else {k: np.array(v) for k, v in c.items()}, True) for c, mine in self._pending]
+
     def _flush(self, limit: int | None = None) -> None:
-        """Hand up to ``limit`` pending examples to the writer thread as one shard."""
+        """Hand up to ``limit`` pending examples to the writer thread as one shard.
+
+        Views of the caller's arrays are copied here, one shard at a time, so a
+        huge ``add()`` never needs a second copy of the whole batch: memory is
+        the caller's batch plus the shards in the queue.
+        """
         if not self._pending_n:
             return
         take = self._pending_n if limit is None else min(limit, self._pending_n)
         chunks, rest, got = [], [], 0
-        for chunk in self._pending:
+        for chunk, mine in self._pending:
             m = len(next(iter(chunk.values())))
             if got >= take:
-                rest.append(chunk)
-            elif got + m <= take:
-                chunks.append(chunk)
+                rest.append((chunk, mine))
+                continue
+            if got + m <= take:
+                piece = chunk
                 got += m
             else:
                 cut = take - got
-                chunks.append({k: v[:cut] for k, v in chunk.items()})
-                rest.append({k: v[cut:] for k, v in chunk.items()})
+                piece = {k: v[:cut] for k, v in chunk.items()}
+                rest.append(({k: v[cut:] for k, v in chunk.items()}, mine))
                 got = take
+            chunks.append(piece if mine else {k: np.array(v) for k, v in piece.items()})
         self._pending = rest
         self._pending_n -= take
-        self._pending_bytes = sum(a.nbytes for c in rest for a in c.values())
+        self._pending_bytes = sum(a.nbytes for c, _ in rest for a in c.values())
         meta = ShardMeta(shard_index=self._shard_index, num_examples=take, **self._meta_template)
         self._shard_index += 1
         self._queue.put((meta, chunks))  # blocks when the queue is full: bounded memory
@@ -303,8 +330,9 @@ class ShardWriter:
             if self._error is not None:
                 continue  # drain so the producer never blocks; the error is raised there
             try:
+                self._check_folder()
                 # chunks go straight into the members: no concatenated copy competing with the eval for CPU
-                self.paths.append(write_shard(self.step_dir, meta, chunks, compress=self.compress))
+                self.paths.append(write_shard(self.step_dir, meta, chunks, compress=self.compress, create=False))
                 self.written += meta.num_examples
             except BaseException as exc:  # noqa: BLE001 - surfaced on the caller's thread
                 if self.on_error == "drop":
@@ -315,6 +343,37 @@ class ShardWriter:
                     )
                 else:
                     self._error = exc
+
+    def _check_folder(self) -> None:
+        """Make the step folder for the first shard; later, refuse to write when it is gone or was replaced.
+
+        Creating it again would report success while the shards written before
+        are gone with the old folder (someone removed the run, a cleanup job ran).
+        The folder is held open, so a new one of the same name cannot reuse its
+        inode number and pass for it.
+        """
+        if self._folder is None:
+            self.step_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self._folder_fd = os.open(self.step_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+                st = os.fstat(self._folder_fd)
+            except OSError:  # a platform that cannot open folders: compare by name and inode only
+                st = os.stat(self.step_dir)
+            self._folder = (st.st_dev, st.st_ino)
+            return
+        try:
+            st = os.stat(self.step_dir)
+        except FileNotFoundError:
+            what = "removed"
+        else:
+            if (st.st_dev, st.st_ino) == self._folder:
+                return
+            what = "replaced by another folder"
+        raise OutputError(
+            f"the step folder {self.step_dir} was {what} while this writer wrote to it (the {len(self.paths)} "
+            "shard(s) written there before went with it); not writing into a new one",
+            self.step_dir, errno.ENOENT,
+        )
 
     def _raise_pending_error(self) -> None:
         if self._error is not None:
@@ -334,6 +393,7 @@ class ShardWriter:
             seen=self.seen,
         )
         try:
+            self._check_folder()
             manifest.write(self.step_dir)
         except OSError as exc:
             path = self.step_dir / manifest.filename

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -117,6 +119,8 @@ def test_same_step_twice_keeps_both_dumps_and_reads_newest(tmp_path):
         ({}, {"__meta__": np.zeros(2)}, "is not allowed"),
         ({}, {"stuff": np.array([{}, {}], dtype=object)}, "Python objects"),
         ({}, {"cplx": np.zeros(2, np.complex64)}, "cannot store"),
+        ({}, {"labels": (i for i in range(3))}, r"'labels' is a generator \(an iterator, read once\): pass an array"),
+        ({}, {"labels": map(int, "123")}, r"'labels' is a map \(an iterator"),
     ],
 )
 def test_bad_arguments_raise_config_error(tmp_path, kwargs, fields, match):
@@ -163,3 +167,91 @@ def test_every_shard_written_validates(tmp_path):
     assert len(files) == 4
     assert [validate_shard(f) for f in files] == [[]] * 4
     assert all(np.load(f, allow_pickle=False)["__meta__"].dtype.kind == "U" for f in files)
+
+
+def test_a_big_add_is_cut_by_bytes_and_copied_shard_by_shard(tmp_path):
+    images = np.arange(40 * 10 * 10, dtype=np.uint8).reshape(40, 10, 10)  # 100 bytes an example, 108 with its label
+    with ShardWriter(tmp_path, examples_per_shard=256, max_shard_bytes=1080) as w:
+        w.add(images=images, labels=np.arange(40))
+        images[:] = 0  # the caller reuses its buffer: what was added is already copied
+    run, got = _read_all(tmp_path)
+    assert [len(s) for s in run.shards()] == [10, 10, 10, 10]  # 1080 bytes each, not 256 examples in one
+    assert (got["labels"] == np.arange(40)).all() and got["images"].max() > 0
+
+
+_BIG_ADD = """
+import os, resource, sys, numpy as np
+from exporter import ShardWriter
+
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+batch = np.ones((1024, 512, 512, 4), np.uint8)  # 1 GiB, every page touched
+before = rss()
+with ShardWriter(sys.argv[1], step=1) as w:
+    w.add(images=batch)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(peak - before, w.written, len(w.paths))
+"""
+
+
+def test_one_huge_add_needs_memory_for_the_queue_not_for_a_copy_of_the_batch(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else tmp_path))  # RAM: the test is not a disk benchmark
+    try:
+        done = subprocess.run([sys.executable, "-c", _BIG_ADD, str(out)], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        extra, written, shards = (int(v) for v in done.stdout.split())
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    assert (written, shards) == (1024, 16)  # 64 MiB shards (max_shard_bytes), not 256 examples of 1 MiB
+    # the writer's own memory: a shard being copied, one being written, two in the queue (4 x 64 MiB);
+    # a copy of the whole batch would be 1 GiB
+    assert extra < 400 * 2**20, f"{extra / 2**20:.0f} MiB above the batch"
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+@pytest.mark.parametrize("on_error", ["raise", "drop"])
+def test_a_step_folder_that_disappears_is_an_error_not_made_again(tmp_path, how, on_error, caplog):
+    import shutil
+
+    w = ShardWriter(tmp_path / "run", step=5, examples_per_shard=2, on_error=on_error)
+    w.add(labels=[1, 2])
+    _wait_written(w, 2)
+    shutil.rmtree(tmp_path / "run")  # a cleanup job, a user tidying up
+    if how == "replaced":
+        w.step_dir.mkdir(parents=True)  # another writer's folder of the same name
+    if on_error == "raise":
+        with pytest.raises(WriterError, match=rf"the step folder .*step-000000000005 was {how}"):
+            w.add(labels=[3, 4])
+            _wait_done(w)
+            w.add(labels=[5, 6])
+            w.close()
+    else:
+        w.add(labels=[3, 4, 5, 6])
+        w.close()
+        assert (w.written, w.dropped) == (2, 4)
+        assert f"was {how}" in caplog.text
+    assert list(w.step_dir.glob("*")) == [] if how == "replaced" else not w.step_dir.exists()
+
+
+def _wait_written(w, n, seconds=10.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while w.written < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert w.written == n
+
+
+def _wait_done(w, seconds=10.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while w._error is None and w.dropped == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
