@@ -404,7 +404,7 @@ def _render_locked(shards: ShardsArg, outdir: Path, options: ExportOptions, *, p
         folder.mkdir(parents=True, exist_ok=True)
         if isinstance(item, _pipeline.ShardDone):
             for name, r in item.examples:
-                written.append(_write_file(folder, name + tagging.EXAMPLE_SUFFIX, r.data))
+                written.append(_write_file(folder, tagging.file_stem(name) + tagging.EXAMPLE_SUFFIX, r.data))
         elif item.grid:
             sheet = _grid_image(item.grid)
             data = encode_image(sheet, png_encoder=options.png_encoder)

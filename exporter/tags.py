@@ -150,15 +150,32 @@ def topk_tag(k: int) -> str:
     return f"metrics/top{int(k)}_accuracy"
 
 
+def file_stem(name: str) -> str:
+    """The file stem of an example's name: the name itself, plus a hash when it has capital letters.
+
+    Names (and tags) keep their case: ``A`` and ``a`` are two examples. File
+    systems that fold case (macOS and Windows by default) would store their
+    files as one, so a name with a capital letter gets ``-`` and 8 hex digits
+    of its hash; all-lowercase names, the common case, keep their file names.
+
+    >>> file_stem("cat_001"), file_stem("Cat_001")
+    ('cat_001', 'Cat_001-3221cdc1')
+    """
+    if name == name.lower():
+        return name
+    return f"{name[: MAX_ID_LENGTH - HASH_CHARS - 1]}-{_digest(name)}"
+
+
 def safe_filename(example_id: str | int, suffix: str = "") -> str:
-    """A file name for an example that cannot leave its folder (no separators, never ``..``).
+    """A file name for an example that cannot leave its folder (no separators, never ``..``),
+    distinct from every other example's even where the file system folds case.
 
     >>> safe_filename("../../etc/passwd", ".png")
     '__.._etc_passwd-830a08e2.png'
     """
     if suffix and not re.match(r"^\.[A-Za-z0-9]{1,8}$", suffix):
         raise ConfigError(f"file suffix must look like '.png', got {suffix!r}")
-    return sanitize(id_text(example_id)) + suffix
+    return file_stem(sanitize(id_text(example_id))) + suffix
 
 
 def pr_curve_tags(num_classes: int, class_names: Sequence[str] | None = None) -> list[str]:
@@ -181,12 +198,13 @@ def pr_curve_tags(num_classes: int, class_names: Sequence[str] | None = None) ->
 
 
 class UniqueNames:
-    """Hands out per-step names that never clash, even on case-insensitive file systems.
+    """Hands out per-step names that never clash.
 
     The first example with a name keeps it; a later one with the same name (a
-    duplicated id, or ids differing only in case) gets ``-dup<index>`` so no
-    image overwrites another. The order is the step's example order, so the
-    names are as stable as that order.
+    duplicated id) gets ``-dup<index>`` so no image overwrites another. The
+    order is the step's example order, so those names are as stable as that
+    order. Names differing only in case are different names (and tags):
+    ``file_stem`` keeps their files apart where the file system folds case.
     """
 
     def __init__(self) -> None:
@@ -195,9 +213,9 @@ class UniqueNames:
 
     def take(self, name: str, index: int) -> str:
         candidate = name
-        while candidate.lower() in self._used:
+        while candidate in self._used:
             candidate = f"{name}-dup{int(index):05d}" if candidate == name else candidate + "_"
         if candidate != name:
             self.duplicates += 1
-        self._used.add(candidate.lower())
+        self._used.add(candidate)
         return candidate

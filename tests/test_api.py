@@ -224,10 +224,26 @@ def test_newest_dump_of_a_step_wins(tmp_path, make_run):
 
 def test_duplicate_ids_get_distinct_tags(tmp_path, make_run):
     root = make_run(steps=(1,), ids=["a", "a", "A"], fields=("images", "ids"))
-    with pytest.warns(UserWarning, match="share an id"):
+    with pytest.warns(UserWarning, match="1 example.* share an id"):
         export(root, tmp_path / "tb")
-    expected = {"examples/a", "examples/a-dup00001", "examples/A-dup00002"}
+    expected = {"examples/a", "examples/a-dup00001", "examples/A"}  # "A" is another id, not a duplicate
     assert set(read_events(tmp_path / "tb").Tags()["images"]) == expected
+
+
+def test_ids_differing_in_case_keep_their_tags_and_get_files_apart(tmp_path, make_run):
+    """``A`` and ``a`` are two examples: one tag each at every step, whatever their order in the step
+    (a '-dup' name depended on it), and two files that stay two where the file system folds case."""
+    root = make_run(steps=(1,), ids=["A", "a", "b"], fields=("images", "ids"))
+    make_run(steps=(2,), ids=["a", "b", "A"], fields=("images", "ids"))
+    export(root, tmp_path / "tb")
+    acc = read_events(tmp_path / "tb")
+    assert set(acc.Tags()["images"]) == {"examples/A", "examples/a", "examples/b"}
+    assert all([e.step for e in acc.Images(t)] == [1, 2] for t in acc.Tags()["images"])
+    paths = render(root, tmp_path / "png")
+    names = sorted(p.name for p in paths if p.parent.name == "step-000000000001")
+    assert names == sorted(tags.safe_filename(i, ".png") for i in ["A", "a", "b"])
+    assert len({n.lower() for n in names}) == 3  # distinct on macOS and Windows too
+    assert "a.png" in names and "b.png" in names  # lowercase ids keep their file names
 
 
 # --------------------------------------------------------------------------- bad shards

@@ -151,7 +151,7 @@ def test_sample_warning_names_the_flag_and_the_count(tmp_path, steps, expected):
             w.add_image("examples/b", data, height=2, width=2, step=step)
     warnings = w.sample_warnings()
     assert len(warnings) == len(expected)
-    for message, flag in zip(warnings, expected):
+    for message, flag in zip(warnings, expected, strict=True):
         assert f"--samples_per_plugin {flag}" in message and "2 images tag(s)" in message
     assert w.samples_needed() == ({"images": 11} if expected else {})
 
@@ -315,5 +315,20 @@ def test_pr_curve_tags_are_distinct_and_readable(names, num_classes, expected):
 def test_unique_names_give_duplicates_a_stable_suffix():
     u = tags.UniqueNames()
     got = [u.take(n, i) for i, n in enumerate(["a", "b", "a", "A", "a"])]
-    assert got == ["a", "b", "a-dup00002", "A-dup00003", "a-dup00004"]
-    assert u.duplicates == 3
+    assert got == ["a", "b", "a-dup00002", "A", "a-dup00004"]  # "A" is not "a"; file_stem parts their files
+    assert u.duplicates == 2
+
+
+@pytest.mark.parametrize(
+    "example_id, expected",
+    [("cat_001", "cat_001"), ("7", "7"), ("a-b.c", "a-b.c"), ("Cat_001", None), ("CAT_001", None), ("x" * 80, "x" * 80)],
+)
+def test_file_names_differ_where_case_folds_and_lowercase_ones_are_kept(example_id, expected):
+    name = tags.safe_filename(example_id)
+    if expected is not None:
+        assert name == expected
+    else:
+        assert HASHED.match(name) and name.startswith(example_id + "-") and len(name) <= tags.MAX_ID_LENGTH
+    assert tags.safe_filename(example_id.lower()) != name or example_id == example_id.lower()
+    folded = {tags.safe_filename(i).lower() for i in ("cat_001", "Cat_001", "CAT_001", "cAt_001")}
+    assert len(folded) == 4
