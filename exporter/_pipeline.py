@@ -34,7 +34,7 @@ from .render import ReadOptions, RenderOptions, render_example
 from .schema import CANONICAL_FIELDS, ShardMeta
 from .shards import Problem, Run, Shard, open_run
 from .tensorboard import encode_image, image_colorspace
-from .validation import check_arrays
+from .validation import check_arrays, nonfinite_note, nonfinite_pixels
 
 # --------------------------------------------------------------------------- planning
 
@@ -107,6 +107,8 @@ class _UnitResult:
     render_error: str | None
     examples: list[Rendered]
     metric_arrays: dict[str, np.ndarray]
+    hidden_boxes: int = 0  # predicted boxes of these rows that max_boxes leaves out
+    nonfinite: tuple[int, int] = (0, 0)  # NaN/inf pixel values of the shard's images, and all of them (first unit)
 
 
 class _LastShard:
@@ -153,6 +155,9 @@ def _work(unit: _Unit) -> _UnitResult:
         return result
     if not unit.first and any(a.ndim == 0 or a.shape[0] <= max(unit.rows) for a in arrays.values()):
         return result  # fewer rows than the metadata says: the shard's first unit reports it
+    if unit.first and "images" in arrays:
+        result.nonfinite = (nonfinite_pixels(arrays["images"]), arrays["images"].size)
+    result.hidden_boxes = hidden_boxes(arrays, unit.rows, unit.style)
     fields = [n for n in arrays if n in CANONICAL_FIELDS]
     ids = arrays.get("ids")
     for row in unit.rows:
@@ -179,6 +184,29 @@ def _work(unit: _Unit) -> _UnitResult:
             )
         )
     return result
+
+
+def hidden_boxes(arrays: dict[str, np.ndarray], rows: Sequence[int], style: RenderOptions) -> int:
+    """How many predicted boxes of ``rows`` the renderer leaves out for ``style.max_boxes``.
+
+    The same choice as the renderer's, from the arrays: the valid boxes (within
+    ``num_boxes``, finite), those scoring at least ``score_threshold`` when
+    there are scores, then at most ``max_boxes`` of them per image.
+    """
+    boxes = arrays.get("boxes")
+    if boxes is None or boxes.ndim != 3 or not len(rows):
+        return 0
+    idx = np.asarray(rows, np.int64)
+    b = boxes[idx]
+    shown = np.isfinite(b).all(axis=-1) if b.dtype.kind == "f" else np.ones(b.shape[:2], bool)
+    num = arrays.get("num_boxes")
+    if num is not None and num.shape[:1] == boxes.shape[:1]:
+        shown &= np.arange(b.shape[1])[None, :] < num[idx].reshape(-1, 1)
+    scores = arrays.get("box_scores")
+    if scores is not None and scores.shape[:2] == boxes.shape[:2]:
+        with np.errstate(invalid="ignore"):
+            shown &= scores[idx] >= style.score_threshold  # NaN scores fail this, as in the renderer
+    return int(np.maximum(shown.sum(axis=1) - style.max_boxes, 0).sum())
 
 
 class _Results:
@@ -414,6 +442,7 @@ def _step(
     keep = options.grid_max if options.grid else 0
     grid: list[np.ndarray] = []
     walltime = 0.0
+    hidden = 0
     for w in work:
         outs = []  # a shard is written whole or not at all
         for unit in w.units:
@@ -424,6 +453,9 @@ def _step(
             bad_shard(problems, options, bad)
             continue
         walltime = max(walltime, float(w.shard.meta.created))
+        hidden += sum(o.hidden_boxes for o in outs)
+        if outs[0].nonfinite[0]:
+            notes.append(nonfinite_note(w.shard.path, *outs[0].nonfinite))
         if acc is not None:
             acc.add(outs[0].metric_arrays)
         done = []
@@ -435,6 +467,11 @@ def _step(
                 r.pixels = None
         if done:
             yield ShardDone(step, float(w.shard.meta.created), done)
+    if hidden:
+        notes.append(
+            f"step {step}: {hidden} boxes beyond --max-boxes ({options.render.max_boxes} per image) were not drawn; "
+            "raise max_boxes (--max-boxes) to draw them"
+        )
     if names.duplicates:
         notes.append(
             f"step {step}: {names.duplicates} example(s) share an id with an earlier one; "

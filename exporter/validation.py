@@ -8,6 +8,7 @@ image layouts and box formats come from ``schema``, as the renderer's do.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -30,7 +31,11 @@ _CLASS_ID_FIELDS = ("labels", "pred_labels", "box_labels", "gt_box_labels", "mas
 
 
 def validate_shard(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Problem]:
-    """Every problem found in one shard file, each naming the file and the field. Empty = valid."""
+    """Every problem found in one shard file, each naming the file and the field. Empty = valid.
+
+    What is odd but exportable (NaN/inf pixels) is not a problem: it is a
+    ``UserWarning`` naming the file (``validate`` prints ``warning: ...``).
+    """
     try:
         shard = Shard(path, max_bytes=max_bytes)
         arrays = shard.load()
@@ -38,6 +43,8 @@ def validate_shard(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTE
         return [Problem.from_error(path, exc)]
     p = str(path)
     problems = [Problem(p, m, f) for f, m in check_arrays(shard.meta, arrays)]
+    if not problems and "images" in arrays and (bad := nonfinite_pixels(arrays["images"])):
+        warnings.warn(nonfinite_note(p, bad, arrays["images"].size), stacklevel=2)
     parent = Path(path).parent.name
     if parent.startswith(STEP_DIR_PREFIX) and parent != step_dirname(shard.meta.step):
         problems.append(Problem(p, f"lies in folder {parent} but its metadata says step {shard.meta.step}"))
@@ -86,6 +93,21 @@ def check_arrays(meta: ShardMeta, arrays: Mapping[str, np.ndarray]) -> list[tupl
     return problems
 
 
+def nonfinite_pixels(images: np.ndarray) -> int:
+    """How many values of ``images`` are NaN or infinite (0 for integer images)."""
+    if images.dtype.kind not in "fc":
+        return 0
+    return int(images.size - np.count_nonzero(np.isfinite(images)))
+
+
+def nonfinite_note(path: str | os.PathLike, count: int, total: int) -> str:
+    """The warning about NaN/inf pixels, the same from ``validate`` and ``export``."""
+    return (
+        f"{path}: field 'images' has {count} NaN or infinite pixel value(s) (of {total}): they have no colour "
+        "to show (a bad normalisation, or a masked input?)"
+    )
+
+
 def _layout_expectation(layout: str | None) -> str:
     if layout == "HW":
         return "expected (N,H,W) for metadata image_layout 'HW'"
@@ -100,7 +122,8 @@ def _check_values(meta: ShardMeta, a: Mapping[str, np.ndarray]) -> list[tuple[st
     ncls = len(meta.class_names) if meta.class_names else None
     nmask = len(meta.mask_class_names) if meta.mask_class_names else None
     # NaN/inf pixels are not a problem: images hold whatever the model saw (masked depth, a bad
-    # normalisation...) and the renderer draws NaN black, +inf white, -inf black (render/image.py).
+    # normalisation...) and the renderer draws them in a stand-in colour (render/image.py); they are
+    # warned about (nonfinite_note), by validate_shard and by export.
     for name in _CLASS_ID_FIELDS:
         if name in a and a[name].size:
             lo, hi = int(a[name].min()), int(a[name].max())

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 from tbutil import read_events
@@ -142,3 +143,43 @@ def test_class_names_file_overrides_the_shards_names(shards, tmp_path, name, tex
     drawn = _pngs(tmp_path / "png")
     assert len(drawn) == 8 and drawn == _pngs(tmp_path / "api")  # the file's names, drawn as the API draws them
     assert drawn != _pngs(tmp_path / "shard_names")  # ... and not the shards' cat and dog
+
+
+def _nan_run(tmp_path):
+    from exporter import ShardWriter
+
+    images = np.random.default_rng(0).random((3, 8, 8, 3)).astype(np.float32)
+    images[0, :2, :2] = np.nan  # 12 values
+    images[1, 0, 0, 0] = np.inf
+    with ShardWriter(tmp_path / "run", step=1) as w:
+        w.add(images=images, labels=np.arange(3))
+    return tmp_path / "run", 13, images.size
+
+
+def test_nan_pixels_are_a_warning_of_validate_and_export_naming_the_shard(tmp_path, capsys):
+    run, bad, total = _nan_run(tmp_path)
+    (shard,) = run.rglob("*.npz")
+    note = f"warning: {shard}: field 'images' has {bad} NaN or infinite pixel value(s) (of {total})"
+    assert main(["validate", str(run)]) == 0  # a warning, not a problem: the shard exports
+    out, err = capsys.readouterr()
+    assert out == "" and any(line.startswith(note) for line in err.splitlines()), err
+    assert main(["export", str(run), str(tmp_path / "logs"), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("warning:")][0].startswith(note), err
+
+
+def test_boxes_beyond_max_boxes_are_counted_per_step(tmp_path, capsys):
+    from exporter import ShardWriter
+
+    boxes = np.tile(np.array([0.1, 0.1, 0.5, 0.5], np.float32), (3, 6, 1))
+    scores = np.array([[0.9] * 6, [0.9, 0.9, 0.9, 0.1, 0.1, 0.1], [0.9] * 6], np.float32)
+    boxes[2, 5] = np.nan  # dropped by the renderer anyway
+    with ShardWriter(tmp_path / "run", step=7) as w:
+        w.add(images=np.zeros((3, 8, 8, 3), np.uint8), boxes=boxes, box_scores=scores, num_boxes=np.array([6, 6, 4]))
+    # shown per image: 6, 3 (3 below the threshold), 4 (num_boxes) -> beyond 2: 4 + 1 + 2
+    assert main(["export", str(tmp_path / "run"), str(tmp_path / "logs"), "--no-progress", "--max-boxes", "2",
+                 "--score-threshold", "0.5"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: step 7: 7 boxes beyond --max-boxes (2 per image) were not drawn" in err, err
+    assert main(["export", str(tmp_path / "run"), str(tmp_path / "logs"), "--no-progress", "--max-boxes", "6"]) == 0
+    assert "beyond --max-boxes" not in capsys.readouterr().err
