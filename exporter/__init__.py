@@ -15,6 +15,7 @@ from ._version import __version__
 
 from .errors import (
     ConfigError,
+    DatasetError,
     ExporterError,
     MissingDependencyError,
     NothingExportedError,
@@ -49,7 +50,7 @@ _LAZY = {
     "open_run": "examples",
 }
 _SUBMODULES = (
-    "api", "capture", "demo", "examples", "manifest", "metrics", "odapi", "options", "render", "schema", "select",
+    "api", "capture", "coco", "demo", "examples", "manifest", "metrics", "odapi", "options", "render", "schema", "select",
     "shards", "tags", "tensorboard", "validation", "views", "writer",
 )
 
@@ -71,6 +72,7 @@ __all__ = [
     "BOX_FORMATS",
     "CANONICAL_FIELDS",
     "ConfigError",
+    "DatasetError",
     "Examples",
     "ExportMode",
     "ExportOptions",
