@@ -119,9 +119,10 @@ def _check_values(meta: ShardMeta, a: Mapping[str, np.ndarray]) -> list[tuple[st
             # mask ids are checked like box labels, against the mask names (else the class names);
             # the background id means "no class" and may lie outside them (255, -1...)
             limit, what = (nmask, "mask class names") if nmask else (ncls, "class names (no mask_class_names)")
-            lo, hi = _id_range(ids, meta.mask_background)
-            if lo is None:
+            ends = _id_range(ids, meta.mask_background)
+            if ends is None:
                 continue
+            lo, hi = ends
         else:
             limit, what = ncls, "class names"
             box_rows = rows["gt_boxes" if name.startswith("gt_") else "boxes"] if name.endswith("box_labels") else None
@@ -190,13 +191,13 @@ def _box_rows(a: Mapping[str, np.ndarray], boxes: str) -> np.ndarray | None:
     return np.arange(m)[None, :] < count[:, None]
 
 
-def _id_range(ids: np.ndarray, background: int | None) -> tuple[int | None, int | None]:
-    """Smallest and largest id of a class map, leaving out ``background``; (None, None) if nothing else is there."""
+def _id_range(ids: np.ndarray, background: int | None) -> tuple[int, int] | None:
+    """Smallest and largest id of a class map, leaving out ``background``; None if nothing else is there."""
     lo, hi = int(ids.min()), int(ids.max())
     if background is None or background not in (lo, hi):
         return lo, hi  # the background id is not at an end: the ends are classes
     rest = ids[ids != background]
-    return (int(rest.min()), int(rest.max())) if rest.size else (None, None)
+    return (int(rest.min()), int(rest.max())) if rest.size else None
 
 
 def _check_instances(
