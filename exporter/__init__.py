@@ -5,14 +5,14 @@
 ...     w.add(images=images, labels=labels, pred_labels=preds)
 >>> exporter.open_run("eval_shards")                              # doctest: +SKIP
 
-Importing this package loads numpy only: no TensorFlow, Keras, Pillow or
-tensorboardX (the exporting functions import those when first used).
+Importing this package loads almost nothing: numpy with the first shard
+function used, Pillow and tensorboardX with the first export, and never
+TensorFlow or Keras (``exporter.capture`` imports those).
 """
 
 from __future__ import annotations
 
-from ._version import __version__
-
+from ._version import __version__ as __version__
 from .errors import (
     ConfigError,
     DatasetError,
@@ -28,13 +28,19 @@ from .errors import (
     ShardVersionError,
     WriterError,
 )
-from .schema import BOX_COORDS, BOX_FORMATS, CANONICAL_FIELDS, FORMAT_VERSION
-from .shards import Problem, Shard
-from .validation import validate_shard
-from .writer import ShardWriter, WriterConfig
 
-# Exporting needs Pillow and tensorboardX: loaded on first use, keeping `import exporter` light.
+# Everything else loads on first use: `import exporter` costs almost nothing (a Ctrl-C at start-up
+# lands in main(), not in an import), and exporting loads Pillow and tensorboardX only when used.
 _LAZY = {
+    "BOX_COORDS": "schema",
+    "BOX_FORMATS": "schema",
+    "CANONICAL_FIELDS": "schema",
+    "FORMAT_VERSION": "schema",
+    "Problem": "shards",
+    "Shard": "shards",
+    "validate_shard": "validation",
+    "ShardWriter": "writer",
+    "WriterConfig": "writer",
     "ExportMode": "api",
     "ExportOptions": "api",
     "export": "api",

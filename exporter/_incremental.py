@@ -1,7 +1,7 @@
 """What an earlier export wrote into a logdir, and what an ``--incremental`` export does next.
 
-The state file (``.summary-exporter-state.json`` in the logdir, written
-atomically after the event file is in place) lists the shards exported, by
+The state file (``.summary-exporter-state.json`` in the logdir, written in the
+same journaled installation as the event file) lists the shards exported, by
 dump and index, with the step of each, and a digest of the options that shape
 the output. An incremental export appends a new event file when every new
 shard has a step above the last one exported; when an older step, or the same
@@ -17,7 +17,6 @@ import enum
 import json
 from pathlib import Path
 
-from ._files import atomic_write
 from .shards import Shard
 from .tensorboard import EVENT_FILE_GLOB
 
@@ -91,9 +90,14 @@ class ExportState:
         why = f"step {late} arrived after step {last} was exported" if late is not None else "shards were removed"
         return Decision(ExportMode.REWRITE, steps, f"{why}: rewriting the whole run so TensorBoard never purges later steps")
 
-    def record(self, steps: dict[int, list[Shard]], *, replace: bool) -> None:
-        """Save the state after an export of ``steps`` (added to the earlier ones unless ``replace``)."""
+    def after(self, steps: dict[int, list[Shard]], *, replace: bool) -> dict[str, str]:
+        """The state file after an export of ``steps`` (added to the earlier ones unless ``replace``).
+
+        As ``{file name: text}``, for ``EventWriter.install(also=...)``: the state
+        is written in the same journaled installation as the event file, so a
+        crash can never leave an appended file that the state does not know.
+        """
         exported = {} if replace else dict(self.exported)
         exported.update({shard_key(s): step for step, shards in steps.items() for s in shards})
         state = {"version": STATE_VERSION, "options": self.options_hash, "shards": exported}
-        atomic_write(self.logdir / STATE_FILE, json.dumps(state, sort_keys=True))
+        return {STATE_FILE: json.dumps(state, sort_keys=True)}

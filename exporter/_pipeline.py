@@ -18,6 +18,7 @@ import concurrent.futures
 import dataclasses
 import itertools
 import math
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import tags as tagging
+from ._procs import shutdown_now, worker_init
 from .errors import ExporterError, RenderError, ShardError, ShardFieldError, ShardFormatError, ShardTooLargeError
 from .metrics import classification
 from .options import ExportOptions, read_options_for, step_class_names
@@ -186,7 +188,8 @@ class _Results:
     spawn on macOS and Windows, where a script calling ``export`` with workers
     needs the usual ``if __name__ == "__main__":`` guard). They are all started
     here, before the progress bar starts its monitor thread, so a fork never
-    copies a thread of ours.
+    copies a thread of ours. They die with this process (``_procs.worker_init``)
+    and are stopped at once when the export ends early (an error, Ctrl-C, SIGTERM).
     """
 
     def __init__(self, units: Sequence[_Unit], workers: int):
@@ -196,7 +199,9 @@ class _Results:
         if workers > 1:
             import multiprocessing
 
-            self._pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context())
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context(), initializer=worker_init, initargs=(os.getpid(),)
+            )
             for unit in itertools.islice(self._todo, 2 * workers):
                 self._pending.append(self._pool.submit(_work, unit))
 
@@ -214,11 +219,15 @@ class _Results:
             self._pending.append(self._pool.submit(_work, unit))
         return future.result()
 
-    def close(self) -> None:
+    def close(self, *, finished: bool) -> None:
+        """Stop the workers: let them finish when every result was taken, else at once."""
         _LAST.clear()
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            pool, self._pool = self._pool, None
+            if finished:
+                pool.shutdown(wait=True, cancel_futures=True)
+            else:
+                shutdown_now(pool)
 
 
 # --------------------------------------------------------------------------- scheduling
@@ -366,14 +375,16 @@ def run(
         by_step.setdefault(w.step, []).append(w)
     results = _Results([u for w in schedule.work for u in w.units], options.workers)
     bar = None
+    finished = False
     try:
         bar = tqdm(total=schedule.images, unit="img", desc="export", disable=not progress)
         for step in plan.steps:
             yield from _step(step, by_step.get(step, []), results, bar, options, metrics, bad, notes, schedule)
+        finished = True
     finally:
         if bar is not None:
             bar.close()
-        results.close()
+        results.close(finished=finished)
 
 
 def _step(

@@ -24,7 +24,9 @@ import numpy as np
 from . import _pipeline
 from . import tags as tagging
 from ._checks import check_type
+from ._files import atomic_write, prepare_output_dir, remove_stale
 from ._incremental import ExportMode, ExportState
+from ._lock import LOCK_FILE, OutputLock
 from .errors import ConfigError, ExporterError, NothingExportedError, RunNotFoundError
 from .manifest import incomplete_dumps
 from .metrics import classification
@@ -32,7 +34,14 @@ from .options import ExportOptions
 from .render import render_confusion_matrix, render_grid, thumbnail
 from .schema import CANONICAL_FIELDS, step_dirname
 from .shards import DEFAULT_MAX_BYTES, FieldInfo, Problem, Run, find_shard_files, open_run
-from .tensorboard import EventWriter, encode_image, image_colorspace, png_encoder_name, tensorboard_command
+from .tensorboard import (
+    EventWriter,
+    encode_image,
+    image_colorspace,
+    png_encoder_name,
+    recover_installation,
+    tensorboard_command,
+)
 from .validation import validate_shard
 
 __all__ = [
@@ -142,6 +151,7 @@ def export(
     *,
     progress: bool = False,
     incremental: bool = False,
+    wait: bool | float = False,
 ) -> ExportReport:
     """Render a run's shards into TensorBoard events in ``logdir``.
 
@@ -157,6 +167,11 @@ def export(
     whole run is rewritten instead: TensorBoard purges the events after a step
     that is written again, so steps only ever go up within a run.
 
+    One export (or ``render``) at a time writes a folder: a second one fails at
+    once with ``LogdirBusyError`` naming the holder, or with ``wait=True`` (or
+    a number of seconds) waits for it. What a killed export left behind is
+    finished or removed by the next one.
+
     >>> report = export("eval_shards", "tb/eval", ExportOptions(workers=4))   # doctest: +SKIP
     >>> report.tensorboard_command                                             # doctest: +SKIP
     'tensorboard --logdir tb/eval'
@@ -164,9 +179,28 @@ def export(
     options = _checked(options)
     t0 = time.perf_counter()
     logdir = Path(logdir)
+    created = not logdir.exists()
+    prepare_output_dir(logdir)  # a LOGDIR we cannot write is refused before any work, naming LOGDIR
+    try:
+        with OutputLock(logdir, wait=wait):
+            report = _export_locked(shards, logdir, options, progress=progress, incremental=incremental)
+    except NothingExportedError:
+        if created:
+            _remove_empty(logdir)
+        raise
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _export_locked(
+    shards: ShardsArg, logdir: Path, options: ExportOptions, *, progress: bool, incremental: bool
+) -> ExportReport:
+    """``export`` while holding ``logdir``'s lock: repair what a dead export left, then write."""
+    notes = [n for n in [recover_installation(logdir)] if n]  # before remove_stale: it may need the staged file
+    remove_stale(logdir)
     plan = _pipeline.plan(shards, options)
     bad = list(plan.bad)
-    notes = plan.ignored_note()
+    notes += plan.ignored_note()
     state = ExportState.load(logdir, options.output_hash())
     mode = ExportMode.FULL
     if incremental:
@@ -178,9 +212,8 @@ def export(
             _warn(notes)
             return ExportReport(
                 logdir=logdir, steps=[], images=0, tags=0, bad=bad, warnings=notes,
-                tensorboard_command=tensorboard_command(logdir), mode=mode, seconds=time.perf_counter() - t0,
+                tensorboard_command=tensorboard_command(logdir), mode=mode,
             )
-    created = not logdir.exists()
     images = 0
     steps: list[int] = []
     with EventWriter(logdir) as writer:
@@ -198,28 +231,25 @@ def export(
             steps.append(item.step)
         need = writer.samples_needed()
         notes.extend(writer.sample_warnings())
-        event_file = None
-        if writer.events or not bad:
-            event_file = writer.install(replace=mode is not ExportMode.APPEND)
-            state.record(plan.steps, replace=mode is not ExportMode.APPEND)
-    if event_file is None:
-        if created:
-            _remove_empty(logdir)
-        raise NothingExportedError(
-            f"nothing was exported: every shard was bad ({len(bad)}); {logdir} was left unchanged. "
-            "Run validate for the details",
-            bad=bad,
-        )
+        if not writer.events and bad:
+            raise NothingExportedError(
+                f"nothing was exported: every shard was bad ({len(bad)}); {logdir} was left unchanged. "
+                "Run validate for the details",
+                bad=bad,
+            )
+        append = mode is ExportMode.APPEND
+        event_file = writer.install(replace=not append, also=state.after(plan.steps, replace=not append))
     _warn(notes)
     return ExportReport(
         logdir=logdir, steps=steps, images=images, tags=len(writer.tags), bad=bad, warnings=notes,
-        tensorboard_command=tensorboard_command(logdir, need), event_file=event_file,
-        seconds=time.perf_counter() - t0, mode=mode,
+        tensorboard_command=tensorboard_command(logdir, need), event_file=event_file, mode=mode,
     )
 
 
 def _remove_empty(folder: Path) -> None:
+    """Remove a LOGDIR this export created but wrote nothing into (its lock file aside)."""
     try:
+        (folder / LOCK_FILE).unlink()
         folder.rmdir()
     except OSError:
         pass
@@ -287,7 +317,12 @@ def _warn(notes: list[str]) -> None:
 
 
 def render(
-    shards: ShardsArg, outdir: str | os.PathLike, options: ExportOptions = ExportOptions(), *, progress: bool = False
+    shards: ShardsArg,
+    outdir: str | os.PathLike,
+    options: ExportOptions = ExportOptions(),
+    *,
+    progress: bool = False,
+    wait: bool | float = False,
 ) -> list[Path]:
     """Draw the same overlays as ``export`` into PNG files: ``outdir/step-<step>/<id>.png``.
 
@@ -297,7 +332,13 @@ def render(
     >>> paths = render("eval_shards", "overlays", ExportOptions(max_per_step=16))   # doctest: +SKIP
     """
     options = dataclasses.replace(_checked(options), image_format="png")
-    outdir = Path(outdir)
+    outdir = prepare_output_dir(outdir)
+    with OutputLock(outdir, wait=wait):
+        remove_stale(outdir)
+        return _render_locked(shards, outdir, options, progress=progress)
+
+
+def _render_locked(shards: ShardsArg, outdir: Path, options: ExportOptions, *, progress: bool) -> list[Path]:
     plan = _pipeline.plan(shards, options)
     bad = list(plan.bad)
     notes = plan.ignored_note()
@@ -321,8 +362,7 @@ def _write_file(folder: Path, name: str, data: bytes) -> Path:
     path = folder / name
     if path.parent != folder or name in ("", ".", "..") or os.sep in name or "/" in name or "\x00" in name:
         raise ConfigError(f"refusing to write {name!r}: it would leave {folder}")  # the tags module prevents this
-    path.write_bytes(data)
-    return path
+    return atomic_write(path, data, fsync=False)  # whole or absent; durability is not worth an fsync per image
 
 
 # --------------------------------------------------------------------------- inspect and validate

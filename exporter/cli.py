@@ -15,8 +15,7 @@ from pathlib import Path
 
 from ._version import __version__
 from .errors import ConfigError, ExporterError, NothingExportedError
-from .schema import BOX_COORDS, BOX_FORMATS, IMAGE_LAYOUTS
-from .shards import DEFAULT_MAX_BYTES
+from .schema import BOX_COORDS, BOX_FORMATS, DEFAULT_MAX_BYTES, IMAGE_LAYOUTS
 
 EPILOG = """\
 examples:
@@ -147,6 +146,8 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     g3.add_argument("--max-shard-mb", type=_positive_int, default=DEFAULT_MAX_BYTES >> 20, metavar="MB",
                     help=f"refuse shards needing more memory than this (default {DEFAULT_MAX_BYTES >> 20})")
     g3.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="render in N processes (default 1)")
+    g3.add_argument("--wait", action="store_true",
+                    help="if another summary-exporter is writing the same folder, wait for it (default: fail at once)")
     g3.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -319,7 +320,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "export":
         try:
             report = api.export(
-                args.shards, args.logdir, _options(args), progress=not args.no_progress, incremental=args.incremental
+                args.shards, args.logdir, _options(args), progress=not args.no_progress,
+                incremental=args.incremental, wait=args.wait,
             )
         except NothingExportedError as exc:
             for problem in exc.bad:
@@ -334,7 +336,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"view them with:\n  {report.tensorboard_command}")
         return 0
     if args.command == "render":
-        paths = api.render(args.shards, args.outdir, _options(args), progress=not args.no_progress)
+        paths = api.render(args.shards, args.outdir, _options(args), progress=not args.no_progress, wait=args.wait)
         print(f"wrote {len(paths)} PNG files under {args.outdir}")
         return 0
     if args.command == "import-coco":
@@ -370,26 +372,35 @@ def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 must print, not crash
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
+    """The console script: exit status 0 on success, 1 on an error (one ``error:`` line), 2 on usage,
+    130 on Ctrl-C, 128 + N on signal N (143 for SIGTERM), each with one line and no traceback."""
+    from ._procs import Terminated, exit_on_signals
+
+    args = None
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                return _run(args)
-            finally:
-                _print_warnings(caught)
+        with exit_on_signals():
+            for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 must print, not crash
+                if hasattr(stream, "reconfigure"):
+                    stream.reconfigure(errors="backslashreplace")
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            if args.command is None:
+                parser.print_help()
+                return 2
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    return _run(args)
+                finally:
+                    _print_warnings(caught)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(str(exc), file=sys.stderr)  # "terminated by SIGTERM"
+        return int(exc.code)
     except (ExporterError, OSError) as exc:
-        if args.debug:
+        if args is not None and args.debug:
             raise
         message = str(exc) if isinstance(exc, ExporterError) else f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
         print(f"error: {message}", file=sys.stderr)

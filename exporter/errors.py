@@ -16,12 +16,17 @@ working::
     ├── DatasetError (ValueError)          a dataset to import (COCO json, its images) is incomplete or malformed
     ├── WriterError (RuntimeError)         the background shard writer failed
     ├── NothingExportedError (RuntimeError)  every shard was bad: no event file was written
+    ├── OutputError (OSError)              the output folder or a file in it cannot be written;
+    │   │                                  the message names the path, errno/filename are kept
+    │   └── LogdirBusyError (BlockingIOError)  another summary-exporter holds the output folder's lock
     └── MissingDependencyError (ImportError)  an optional extra is not installed
 
 The command line catches ``ExporterError`` and prints ``error: <message>``.
 """
 
 from __future__ import annotations
+
+import os
 
 
 class ExporterError(Exception):
@@ -85,6 +90,37 @@ class NothingExportedError(ExporterError, RuntimeError):
     def __init__(self, message: str, *, bad: list | None = None):
         super().__init__(message)
         self.bad = list(bad or [])
+
+
+class OutputError(ExporterError, OSError):
+    """Writing the output failed; ``str()`` is one line naming the path, ``errno``/``filename`` are kept.
+
+    >>> str(OutputError("No space left on device: /tb/run/x", "/tb/run/x", errno=28))
+    'No space left on device: /tb/run/x'
+
+    It is an ``OSError`` but not, say, a ``PermissionError``: test ``exc.errno``.
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None, errno: int | None = None,
+                 strerror: str | None = None):
+        super().__init__(errno, strerror or message, None if path is None else os.fspath(path))
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self):
+        # OSError pickles as (errno, strerror, filename), which is not this constructor: workers send errors back.
+        return (type(self), (self.message, self.filename, self.errno, self.strerror), self.__dict__)
+
+
+class LogdirBusyError(OutputError, BlockingIOError):
+    """Another summary-exporter holds the lock of the output folder; ``owner`` says who, when known."""
+
+    def __init__(self, message: str, path: str | os.PathLike | None = None, errno: int | None = None,
+                 strerror: str | None = None, *, owner: object = None):
+        super().__init__(message, path, errno, strerror)
+        self.owner = owner
 
 
 class MissingDependencyError(ExporterError, ImportError):

@@ -33,6 +33,8 @@ FORMAT_MAJOR = 1
 FORMAT_MINOR = 1
 FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 
+#: Default refusal limit for the decoded size of one shard's arrays (the reader's ``max_bytes``).
+DEFAULT_MAX_BYTES = 4 << 30
 #: Key of the JSON metadata entry inside every shard (a 0-d unicode array).
 META_KEY = "__meta__"
 SHARD_SUFFIX = ".npz"

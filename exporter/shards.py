@@ -33,6 +33,7 @@ from .errors import (
 )
 from .schema import (
     CANONICAL_FIELDS,
+    DEFAULT_MAX_BYTES,
     META_KEY,
     SHARD_SUFFIX,
     ShardMeta,
@@ -41,8 +42,6 @@ from .schema import (
     shard_filename,
 )
 
-#: Default refusal limit for the decoded size of one shard's arrays.
-DEFAULT_MAX_BYTES = 4 << 30
 #: Which dumps of a step a reader uses: the newest (default) or all of them.
 DUMPS = ("latest", "all")
 #: What a damaged zip raises while a member is read: zlib.error for a garbled deflate stream,
@@ -367,14 +366,35 @@ def _is_shard_name(name: str) -> bool:
 
 
 def find_shard_files(path: str | os.PathLike) -> list[Path]:
-    """Shard files under ``path`` (a run folder, a step folder, or one file); temp files are ignored."""
+    """Shard files under ``path`` (a run folder, a step folder, or one file); temp files are ignored.
+
+    A folder that cannot be read is an error naming it (``RunNotFoundError``
+    saying "permission denied"), never silently skipped: a missing step would
+    otherwise vanish from TensorBoard without a word.
+    """
     path = Path(path)
-    if path.is_file():
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise RunNotFoundError(f"{path}: no such file or folder") from None
+    except OSError as exc:
+        raise RunNotFoundError(f"{path}: {_reason(exc)}") from None
+    if not stat.S_ISDIR(mode):
         return [path]
-    if not path.is_dir():
-        raise RunNotFoundError(f"{path}: no such file or folder")
-    files = [p for p in path.rglob("*" + SHARD_SUFFIX) if _is_shard_name(p.name)]
+    files: list[Path] = []
+
+    def fail(exc: OSError) -> None:
+        raise RunNotFoundError(f"{exc.filename or path}: {_reason(exc)}; cannot look for shards there")
+
+    for folder, dirs, names in os.walk(path, onerror=fail):
+        dirs[:] = sorted(d for d in dirs if not is_temp_name(d))
+        files += [Path(folder) / n for n in names if _is_shard_name(n)]
     return sorted(files)
+
+
+def _reason(exc: OSError) -> str:
+    """"permission denied", "not a directory"... from an OSError, lower case as in one-line messages."""
+    return (exc.strerror or str(exc)).lower()
 
 
 @dataclasses.dataclass

@@ -15,8 +15,10 @@ their work by step.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import io
+import json
 import os
 import secrets
 import shlex
@@ -29,15 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from ._files import fsync_dir
-from .errors import ConfigError, MissingDependencyError
+from ._files import STAGING_PREFIX, atomic_write, fsync_dir, move_into_place
+from ._procs import fault_point
+from .errors import ConfigError, MissingDependencyError, OutputError
 from .tags import sanitize
 
 #: Suffix of every event file this package writes; how ``export`` recognises its own files.
 EVENT_FILE_SUFFIX = ".summary-exporter"
 EVENT_FILE_GLOB = "events.out.tfevents.*" + EVENT_FILE_SUFFIX
-#: Start of the hidden names of files being written inside an output folder (never holding "tfevents").
-STAGING_PREFIX = ".summary-exporter-tmp-"
 
 #: How many samples per tag TensorBoard keeps unless ``--samples_per_plugin`` says otherwise.
 TENSORBOARD_SAMPLES = {"images": 10, "pr_curves": 100, "scalars": 1000}
@@ -206,6 +207,88 @@ def next_event_file_name(logdir: Path) -> str:
     return f"events.out.tfevents.{stamp:010d}.{host}.{seq:04d}{EVENT_FILE_SUFFIX}"
 
 
+JOURNAL_FILE = ".summary-exporter-journal.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Installation:
+    """The journal of one event-file installation: what moves in, what goes, which small files follow.
+
+    Written (fsynced) before anything in the logdir changes and removed last;
+    ``apply`` is idempotent, so replaying it after a crash finishes the job.
+    Order: old event files removed, the staged file renamed in, the small
+    files written. A viewer never sees two copies of the run; a crash in the
+    middle leaves the run partly missing until the next export completes it.
+    """
+
+    staging: str  # names inside the logdir
+    final: str
+    remove: list[str]
+    files: dict[str, str]
+
+    def write(self, logdir: Path) -> None:
+        atomic_write(logdir / JOURNAL_FILE, json.dumps(dataclasses.asdict(self), sort_keys=True))
+
+    @classmethod
+    def read(cls, logdir: Path) -> Installation | None:
+        """The journal an installation left, or None; an unreadable one is reported and dropped."""
+        path = logdir / JOURNAL_FILE
+        try:
+            data = json.loads(path.read_text())
+            plan = cls(
+                staging=str(data["staging"]), final=str(data["final"]),
+                remove=[str(n) for n in data["remove"]], files={str(k): str(v) for k, v in data["files"].items()},
+            )
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise OutputError(f"{path}: unreadable installation journal ({exc}); remove it to go on", path) from None
+        for name in [plan.staging, plan.final, *plan.remove, *plan.files]:
+            if Path(name).name != name or name in ("", ".", ".."):  # a journal names files of this folder only
+                raise OutputError(f"{path}: installation journal names {name!r}, not a file of {logdir}", path)
+        return plan
+
+    def apply(self, logdir: Path) -> None:
+        """Do (or finish) the installation; safe to run again after any crash inside it."""
+        for name in self.remove:
+            try:
+                (logdir / name).unlink()
+            except FileNotFoundError:
+                pass
+            fault_point("install:old-removed")
+        staged = logdir / self.staging
+        if staged.exists():
+            move_into_place(staged, logdir / self.final)
+        elif not (logdir / self.final).exists():
+            raise OutputError(f"{logdir}: the staged event file {self.staging} is gone", logdir / self.staging)
+        fault_point("install:renamed")
+        for name, text in self.files.items():
+            atomic_write(logdir / name, text)
+            fault_point("install:file-written")
+        try:
+            (logdir / JOURNAL_FILE).unlink()
+        except FileNotFoundError:
+            pass
+        fsync_dir(logdir)
+
+
+def recover_installation(logdir: str | os.PathLike) -> str | None:
+    """Finish an installation a killed export left in ``logdir`` (call it holding the logdir's lock).
+
+    Returns a note for the user when there was one; rolls back (drops the
+    journal) when its staged file never finished, so nothing had moved yet.
+    """
+    logdir = Path(logdir)
+    plan = Installation.read(logdir)
+    if plan is None:
+        return None
+    if not (logdir / plan.staging).exists() and not (logdir / plan.final).exists():
+        (logdir / JOURNAL_FILE).unlink()
+        return f"{logdir}: an interrupted export had not moved anything yet; its journal was dropped"
+    plan.apply(logdir)
+    return f"{logdir}: finished installing {plan.final}, which an interrupted export had left half done"
+
+
 class EventWriter:
     """Write one new event file for ``logdir``, step by step in ascending order, and install it whole.
 
@@ -229,7 +312,7 @@ class EventWriter:
 
         self.logdir = Path(logdir)
         self.logdir.mkdir(parents=True, exist_ok=True)
-        self.staging = self.logdir / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}.events"
+        self.staging = self.logdir / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
         self._records = RecordWriter(str(self.staging))
         self.path: Path | None = None  # the installed file
         self.last_step: int | None = None
@@ -353,20 +436,26 @@ class EventWriter:
     def flush(self) -> None:
         self._records.flush()
 
-    def install(self, *, replace: bool = True) -> Path:
-        """Close the file and move it into ``logdir`` under its final name; unless appending, drop older ones."""
+    def install(self, *, replace: bool = True, also: Mapping[str, str] | None = None) -> Path:
+        """Close the file and move it into ``logdir`` under its final name; unless appending, drop older ones.
+
+        ``also`` maps small files of ``logdir`` (the export state) to the text
+        they get once the event file is in place. The steps are journaled
+        (``Installation``): a process killed at any point leaves a journal that
+        the next export's ``recover_installation`` completes, so ``logdir`` ends
+        in the new state with every event exactly once, never two copies.
+        """
         if self.path is not None:
             raise ConfigError(f"{self.path}: this event file was installed already")
         self._close_file(fsync=True)
-        final = self.logdir / next_event_file_name(self.logdir)
-        os.replace(self.staging, final)
-        if replace:
-            for old in self.logdir.glob(EVENT_FILE_GLOB):
-                if old.name != final.name:
-                    old.unlink()
-        fsync_dir(self.logdir)
-        self.path = final
-        return final
+        final = next_event_file_name(self.logdir)
+        old = sorted(p.name for p in self.logdir.glob(EVENT_FILE_GLOB) if p.name != final) if replace else []
+        plan = Installation(staging=self.staging.name, final=final, remove=old, files=dict(also or {}))
+        plan.write(self.logdir)
+        fault_point("install:journal-written")
+        plan.apply(self.logdir)
+        self.path = self.logdir / final
+        return self.path
 
     def _close_file(self, *, fsync: bool) -> None:
         if not self._closed:

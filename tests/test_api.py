@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from runs import ALL_FIELDS, run_arrays, write_run
 from tbutil import decode, read_events
 
 from exporter import tags
 from exporter.api import ExportOptions, RunSummary, export, inspect, render, validate
 from exporter.errors import ConfigError, RunNotFoundError, ShardFieldError, ShardFormatError
-from exporter.render import RenderOptions, render_example
+from exporter.render import ReadOptions, RenderOptions, render_example
 from exporter.schema import FORMAT_VERSION
 from exporter.shards import find_shard_files
 from exporter.tensorboard import EVENT_FILE_SUFFIX
@@ -25,34 +26,17 @@ N = 6  # examples per step, in shards of 4 and 2
 IDS = np.array(["../../etc/passwd", "/abs/path.jpg", "猫/1", "café", "img_0004", "C:\\x\\y"])
 
 
-def step_data(step: int, n: int = N, *, h: int = 24, w: int = 32) -> dict[str, np.ndarray]:
-    """One step's arrays: classification, detection and segmentation fields together."""
-    rng = np.random.default_rng(step)
-    probs = rng.dirichlet(np.ones(K), n).astype(np.float32)
-    labels = rng.integers(0, K, n)
-    pred = probs.argmax(1)
-    pred[::3] = labels[::3]  # some right, some wrong, not always the argmax
-    corners = np.sort(rng.random((n, 3, 2, 2)), axis=2)  # (N, M, [min, max], [y, x])
-    boxes = np.concatenate([corners[:, :, 0], corners[:, :, 1]], axis=-1).astype(np.float32)  # yxyx
-    return {
-        "images": rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8),
-        "labels": labels,
-        "pred_labels": pred,
-        "probs": probs,
-        "boxes": boxes,
-        "box_labels": rng.integers(0, K, (n, 3)),
-        "box_scores": rng.random((n, 3)).astype(np.float32),
-        "num_boxes": rng.integers(0, 4, n),
-        "gt_boxes": boxes[:, :2] * 0.9,
-        "gt_box_labels": rng.integers(0, K, (n, 2)),
-        "gt_num_boxes": np.full(n, 2),
-        "masks": rng.integers(0, K, (n, h, w)),
-        "gt_masks": rng.integers(0, K, (n, h, w)),
-        "ids": IDS[:n],
-    }
+# Every field at once (classification, detection, segmentation), 24x32 images, hostile ids.
+RUN = {"fields": ALL_FIELDS, "class_names": CLASSES, "image_shape": (24, 32)}
+
+
+def step_data(step: int, n: int = N) -> dict[str, np.ndarray]:
+    """What write_run(..., **RUN) wrote at ``step``: the arrays to check the export against."""
+    return run_arrays(step, n, num_classes=K, fields=ALL_FIELDS, ids=IDS[:n], image_shape=RUN["image_shape"])
 
 
 def write_step(root: Path, step: int, data: dict, **kwargs) -> None:
+    """One dump of hand-written arrays, for the tests whose subject is a particular value."""
     kwargs.setdefault("class_names", CLASSES)
     kwargs.setdefault("examples_per_shard", 4)
     with ShardWriter(root, step=step, **kwargs) as w:
@@ -62,9 +46,8 @@ def write_step(root: Path, step: int, data: dict, **kwargs) -> None:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("run") / "shards"
-    for step in (300, 100, 200):  # written out of order: export sorts by step
-        write_step(root, step, step_data(step))
-    return root
+    # written out of order: export sorts by step
+    return write_run(root, steps=(300, 100, 200), ids=IDS, examples_per_shard=4, **RUN)
 
 
 @pytest.fixture(scope="module")
@@ -111,11 +94,11 @@ def test_walltime_is_when_the_shards_were_written(exported, run_dir):
 def test_decoded_images_are_the_rendered_overlays(exported):
     _, acc = exported
     data = step_data(200)
-    options = RenderOptions(class_names=CLASSES)
+    read = ReadOptions(class_names=CLASSES)
     for row in (0, 5):  # one from each shard of the step
         (event,) = [e for e in acc.Images(tags.example_tag("examples", IDS[row])) if e.step == 200]
         img = decode(event.encoded_image_string)
-        expected = render_example({k: v[row] for k, v in data.items()}, options)
+        expected = render_example({k: v[row] for k, v in data.items()}, read=read)
         assert img.size == expected.size == (event.width, event.height)
         assert np.array_equal(np.asarray(img.convert("RGB")), np.asarray(expected))
         assert expected.width >= 32 and expected.height > 24  # drawn larger than the 32x24 input, with a caption
@@ -175,10 +158,8 @@ def test_two_workers_write_the_same_events_as_one(run_dir, tmp_path):
     assert [e.value for e in a.Scalars("metrics/accuracy")] == [e.value for e in b.Scalars("metrics/accuracy")]
 
 
-def test_more_images_per_tag_than_tensorboard_shows_warns(tmp_path):
-    root = tmp_path / "shards"
-    for step in range(11):
-        write_step(root, step, {"images": np.zeros((1, 8, 8), np.uint8), "ids": np.array([7])})
+def test_more_images_per_tag_than_tensorboard_shows_warns(tmp_path, make_run):
+    root = make_run(steps=range(11), ids=[7], fields=("images", "ids"))
     with pytest.warns(UserWarning, match="--samples_per_plugin images=11"):
         report = export(root, tmp_path / "tb", ExportOptions(metrics=False))
     assert any("images=11" in w for w in report.warnings)
@@ -186,11 +167,8 @@ def test_more_images_per_tag_than_tensorboard_shows_warns(tmp_path):
     assert image_steps(read_events(tmp_path / "tb")) == {"examples/7": list(range(11))}
 
 
-def test_without_ids_examples_are_named_by_position_in_their_step(tmp_path):
-    root = tmp_path / "shards"
-    for step in (1, 2):
-        data = {"images": np.zeros((5, 8, 8, 3), np.uint8), "labels": np.arange(5) % 2}
-        write_step(root, step, data, examples_per_shard=2)
+def test_without_ids_examples_are_named_by_position_in_their_step(tmp_path, make_run):
+    root = make_run(steps=(1, 2), n=5, fields=("images", "labels"), examples_per_shard=2)
     export(root, tmp_path / "tb", ExportOptions(metrics=False))
     expected = {f"examples/ex{i:05d}": [1, 2] for i in range(5)}
     assert image_steps(read_events(tmp_path / "tb")) == expected
@@ -223,29 +201,29 @@ def test_box_format_and_class_names_come_from_metadata_unless_overridden(tmp_pat
     write_step(root, 1, data, class_names=["x", "y"], box_format="xyxy", box_coords="pixels")
     export(root, tmp_path / "tb", ExportOptions(metrics=False))
     export(root, tmp_path / "tb2", ExportOptions(metrics=False, class_names=["p", "q"]))
-    for logdir, names in ((tmp_path / "tb", ["x", "y"]), (tmp_path / "tb2", ["p", "q"])):
-        got = decode(read_events(logdir).Images("examples/a")[0].encoded_image_string)
-        options = RenderOptions(class_names=names, box_format="xyxy", box_coords="pixels")
-        expected = render_example({k: v[0] for k, v in data.items()}, options)
+    with pytest.warns(DeprecationWarning):  # class names given the old way, to RenderOptions, still count
+        export(root, tmp_path / "tb3", ExportOptions(metrics=False, render=RenderOptions(class_names=["r", "s"])))
+    for logdir, names in (("tb", ["x", "y"]), ("tb2", ["p", "q"]), ("tb3", ["r", "s"])):
+        got = decode(read_events(tmp_path / logdir).Images("examples/a")[0].encoded_image_string)
+        read = ReadOptions(class_names=names, box_format="xyxy", box_coords="pixels")
+        expected = render_example({k: v[0] for k, v in data.items()}, read=read)
         assert np.array_equal(np.asarray(got.convert("RGB")), np.asarray(expected))
 
 
-def test_newest_dump_of_a_step_wins(tmp_path):
-    root = tmp_path / "shards"
-    write_step(root, 5, {"images": np.zeros((1, 8, 8), np.uint8), "ids": np.array(["old"])})
+def test_newest_dump_of_a_step_wins(tmp_path, make_run):
+    root = make_run(steps=(5,), ids=["old"], fields=("images", "ids"))
     import time
 
     time.sleep(1.1)  # dump ids sort by their UTC second first
-    write_step(root, 5, {"images": np.zeros((1, 8, 8), np.uint8), "ids": np.array(["new"])})
+    make_run(steps=(5,), ids=["new"], fields=("images", "ids"))
     with pytest.warns(UserWarning, match="older dumps"):
         report = export(root, tmp_path / "tb")
     assert set(read_events(tmp_path / "tb").Tags()["images"]) == {"examples/new"}
     assert any("older dumps" in w for w in report.warnings)
 
 
-def test_duplicate_ids_get_distinct_tags(tmp_path):
-    root = tmp_path / "shards"
-    write_step(root, 1, {"images": np.zeros((3, 8, 8), np.uint8), "ids": np.array(["a", "a", "A"])})
+def test_duplicate_ids_get_distinct_tags(tmp_path, make_run):
+    root = make_run(steps=(1,), ids=["a", "a", "A"], fields=("images", "ids"))
     with pytest.warns(UserWarning, match="share an id"):
         export(root, tmp_path / "tb")
     expected = {"examples/a", "examples/a-dup00001", "examples/A-dup00002"}
@@ -256,10 +234,8 @@ def test_duplicate_ids_get_distinct_tags(tmp_path):
 
 
 @pytest.fixture
-def run_with_truncated_shard(tmp_path) -> tuple[Path, Path]:
-    root = tmp_path / "shards"
-    for step in (1, 2):
-        write_step(root, step, step_data(step, 5), examples_per_shard=3)
+def run_with_truncated_shard(make_run) -> tuple[Path, Path]:
+    root = make_run(steps=(1, 2), ids=IDS[:5], examples_per_shard=3, **RUN)
     victim = sorted((root / "step-000000000002").glob("*.npz"))[0]
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
     return root, victim
@@ -316,7 +292,7 @@ def test_render_writes_files_only_inside_outdir(run_dir, tmp_path):
         [tags.safe_filename(i, ".png") for i in IDS] + ["grid.png"]
     )
     img = decode((step_dir / tags.safe_filename(IDS[1], ".png")).read_bytes())
-    expected = render_example({k: v[1] for k, v in step_data(100).items()}, RenderOptions(class_names=CLASSES))
+    expected = render_example({k: v[1] for k, v in step_data(100).items()}, read=ReadOptions(class_names=CLASSES))
     assert np.array_equal(np.asarray(img.convert("RGB")), np.asarray(expected))
 
 
@@ -334,9 +310,8 @@ def test_inspect_reads_at_a_glance(run_dir):
         assert needle in text, needle
 
 
-def test_inspect_names_incomplete_dumps(tmp_path):
-    root = tmp_path / "shards"
-    write_step(root, 1, {"images": np.zeros((1, 8, 8), np.uint8)})
+def test_inspect_names_incomplete_dumps(make_run):
+    root = make_run(steps=(1,), n=1, fields=("images",))
     for manifest in root.rglob("*.done.json"):
         manifest.unlink()
     summary = inspect(root)

@@ -8,25 +8,19 @@ import shutil
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from PIL import Image
 from tbutil import read_events
 
-from exporter import ShardWriter
+from exporter.api import ExportOptions, render
 from exporter.cli import main
 from exporter.schema import FORMAT_VERSION
 
 
 @pytest.fixture
-def shards(tmp_path):
-    rng = np.random.default_rng(0)
-    for step in (100, 200):
-        with ShardWriter(tmp_path / "shards", step=step, class_names=["cat", "dog"]) as w:
-            probs = rng.dirichlet([1, 1], size=4).astype(np.float32)
-            w.add(images=rng.integers(0, 255, (4, 20, 30, 3), dtype=np.uint8), labels=np.array([0, 1, 0, 1]),
-                  probs=probs, pred_labels=probs.argmax(1), ids=np.array(["a", "b", "c", "d"]))
-    return tmp_path / "shards"
+def shards(make_run):
+    return make_run(steps=(100, 200), class_names=["cat", "dog"], ids=list("abcd"), image_shape=(20, 30),
+                    fields=("images", "labels", "probs", "pred_labels", "ids"))
 
 
 def _no_traceback(text: str) -> None:
@@ -131,7 +125,20 @@ def test_console_script_in_a_subprocess(shards, tmp_path):
     assert mod.returncode == 0, mod.stderr
 
 
-def test_class_names_json_file(shards, tmp_path, capsys):
-    names = tmp_path / "classes.json"
-    names.write_text(json.dumps(["kitten", "puppy"]))
+def _pngs(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*.png")}
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [("classes.json", json.dumps(["kitten", "puppy"])), ("classes.txt", "# my classes\nkitten\n\npuppy\n")],
+)
+def test_class_names_file_overrides_the_shards_names(shards, tmp_path, name, text):
+    names = tmp_path / name
+    names.write_text(text)
     assert main(["render", str(shards), str(tmp_path / "png"), "--class-names", str(names), "--no-progress"]) == 0
+    render(shards, tmp_path / "api", ExportOptions(class_names=["kitten", "puppy"]))
+    render(shards, tmp_path / "shard_names", ExportOptions())
+    drawn = _pngs(tmp_path / "png")
+    assert len(drawn) == 8 and drawn == _pngs(tmp_path / "api")  # the file's names, drawn as the API draws them
+    assert drawn != _pngs(tmp_path / "shard_names")  # ... and not the shards' cat and dog

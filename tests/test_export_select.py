@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from tbutil import read_events
 
-from exporter import Selection, ShardWriter
+from exporter import Selection
 from exporter.api import ExportOptions, render
 from exporter.cli import main
 
@@ -14,15 +14,9 @@ N = 30
 
 
 @pytest.fixture
-def shards(tmp_path):
-    rng = np.random.default_rng(3)
-    for step in (1, 2):
-        with ShardWriter(tmp_path / "shards", step=step, class_names=["a", "b", "c"], examples_per_shard=7) as w:
-            labels = rng.integers(0, 3, N)
-            probs = rng.dirichlet(np.ones(3), N).astype(np.float32)
-            w.add(images=rng.integers(0, 255, (N, 8, 8, 3), dtype=np.uint8), labels=labels, probs=probs,
-                  pred_labels=probs.argmax(1), pred_scores=probs.max(1), ids=np.array([f"x{i:02d}" for i in range(N)]))
-    return tmp_path / "shards"
+def shards(make_run):
+    ids = [f"x{i:02d}" for i in range(N)]
+    return make_run(steps=(1, 2), class_names=["a", "b", "c"], ids=ids, image_shape=(8, 8), examples_per_shard=7)
 
 
 def _expected_worst(shards, step, k):
@@ -77,10 +71,9 @@ def test_render_with_a_selection(shards, tmp_path, selection, check):
     assert check(ids, arrays), ids
 
 
-def test_selection_needing_a_missing_field_is_a_clear_error(tmp_path, capsys):
-    with ShardWriter(tmp_path / "s", step=1) as w:
-        w.add(images=np.zeros((2, 4, 4), np.uint8))
-    code = main(["export", str(tmp_path / "s"), str(tmp_path / "l"), "--misclassified", "--no-progress"])
+def test_selection_needing_a_missing_field_is_a_clear_error(tmp_path, make_run, capsys):
+    images_only = make_run("s", steps=(1,), n=2, fields=("images",), class_names=None, image_shape=(4, 4))
+    code = main(["export", str(images_only), str(tmp_path / "l"), "--misclassified", "--no-progress"])
     assert code == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "misclassified needs 'labels'" in err and "Traceback" not in err

@@ -11,6 +11,7 @@ the module (``N fuzz examples run``).
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -26,7 +27,7 @@ from reporting import write_line
 
 from exporter import CANONICAL_FIELDS, ExporterError, ShardWriter
 from exporter.api import ExportOptions, export
-from exporter.render import RenderOptions, render_example
+from exporter.render import ReadOptions, RenderOptions, render_example
 from exporter.schema import BOX_COORDS, BOX_FORMATS, IMAGE_LAYOUTS, META_KEY
 from exporter.shards import Shard, find_shard_files, validate_shard
 
@@ -379,14 +380,18 @@ render_options = st.fixed_dictionaries(
 )
 
 
+_READ_OPTIONS = {f.name for f in dataclasses.fields(ReadOptions)}
+
+
 @settings(max_examples=FUZZ_EXAMPLES["render_example"], **FUZZ)
 @given(example=examples(), kwargs=render_options)
 def test_render_example_raises_only_library_errors_and_never_modifies_inputs(example, kwargs):
     RUN["render_example"] += 1
     copies = {k: np.array(v, copy=True) for k, v in example.items()}
     try:
-        options = RenderOptions(**kwargs)
-        img = render_example(example, options)
+        read = ReadOptions(**{k: v for k, v in kwargs.items() if k in _READ_OPTIONS})
+        options = RenderOptions(**{k: v for k, v in kwargs.items() if k not in _READ_OPTIONS})
+        img = render_example(example, options, read)
     except ExporterError:
         pass
     else:

@@ -12,7 +12,7 @@ from tbutil import read_events
 from exporter import ShardWriter, open_run
 from exporter.api import export
 from exporter.odapi import class_names_from_label_map, to_canonical
-from exporter.render import RenderOptions, render_example
+from exporter.render import ReadOptions, RenderOptions, render_example
 from exporter.render.colors import class_color
 
 LABEL_MAP = {1: {"id": 1, "name": "person"}, 2: {"id": 2, "name": "bicycle"}, 3: {"id": 3, "name": "car"}}
@@ -58,7 +58,8 @@ def test_label_map_and_mapping():
 def test_renderer_takes_one_odapi_example():
     batch = _odapi_batch()
     example = {k: v[0] for k, v in batch.items()}
-    image = render_example(example, RenderOptions(class_names=class_names_from_label_map(LABEL_MAP), draw_caption=False))
+    read = ReadOptions(class_names=class_names_from_label_map(LABEL_MAP))
+    image = render_example(example, RenderOptions(draw_caption=False), read)
     assert image.size == (W * 4, H * 4)
     _assert_car_box_on_the_right_pixels(image)
 

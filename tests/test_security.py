@@ -143,12 +143,9 @@ HOSTILE_IDS = [
 
 
 @pytest.fixture
-def hostile_run(tmp_path) -> Path:
-    run = tmp_path / "shards"
-    with ShardWriter(run, step=3, class_names=["../../evil", "/etc/x"]) as w:
-        n = len(HOSTILE_IDS)
-        w.add(images=np.zeros((n, 4, 4, 3), np.uint8), labels=np.zeros(n, int), ids=np.array(HOSTILE_IDS))
-    return run
+def hostile_run(make_run) -> Path:
+    hostile_names = ["../../evil", "/etc/x"]
+    return make_run(steps=(3,), class_names=hostile_names, ids=HOSTILE_IDS, fields=("images", "labels", "ids"))
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -309,10 +306,8 @@ def test_metadata_cannot_make_export_allocate_a_huge_confusion_matrix(tmp_path):
 # --------------------------------------------------------------------------- symlinks
 
 
-def test_a_symlinked_shard_outside_the_run_is_read(tmp_path):
-    target_dir = tmp_path / "elsewhere"
-    with ShardWriter(target_dir, step=9) as w:
-        w.add(images=np.zeros((1, 4, 4, 3), np.uint8))
+def test_a_symlinked_shard_outside_the_run_is_read(tmp_path, make_run):
+    target_dir = make_run("elsewhere", steps=(9,), n=1, fields=("images",), class_names=None)
     (target,) = find_shard_files(target_dir)
     run = tmp_path / "run"
     corpus.write_good(run)
@@ -322,12 +317,10 @@ def test_a_symlinked_shard_outside_the_run_is_read(tmp_path):
     assert validate_shard(run / "step-000000000009" / "linked.npz") == []
 
 
-def test_symlinked_folders_are_not_descended_into_so_loops_cannot_hang(tmp_path):
+def test_symlinked_folders_are_not_descended_into_so_loops_cannot_hang(tmp_path, make_run):
     run = tmp_path / "run"
     corpus.write_good(run)
-    outside = tmp_path / "outside"
-    with ShardWriter(outside, step=5) as w:
-        w.add(images=np.zeros((1, 4, 4, 3), np.uint8))
+    outside = make_run("outside", steps=(5,), n=1, fields=("images",), class_names=None)
     (run / "linked_folder").symlink_to(outside, target_is_directory=True)
     (run / "step-000000000001" / "loop").symlink_to(run, target_is_directory=True)
     files = find_shard_files(run)

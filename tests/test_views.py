@@ -13,7 +13,7 @@ import exporter
 from exporter import ShardWriter, open_run
 from exporter.demo import CLASS_NAMES, make_shapes
 from exporter.errors import ConfigError, RenderError, RunNotFoundError
-from exporter.render import RenderOptions, render_example, render_grid
+from exporter.render import ReadOptions, RenderOptions, render_example, render_grid
 from exporter.select import Selection
 from exporter.shards import Shard
 from exporter.views import Examples, _header, compare
@@ -198,13 +198,13 @@ def test_render_uses_the_shard_metadata_like_export(runs):
     i = 2
     position = ex.indices[i]
     example = {k: v[position] for k, v in {**DATA, **predictions(WRONG[1], 1)}.items()}
-    expected = render_example(example, RenderOptions(class_names=CLASS_NAMES, layout="HWC", value_range=(0, 255)))
+    expected = render_example(example, read=ReadOptions(class_names=CLASS_NAMES, layout="HWC", value_range=(0, 255)))
     assert same(ex.render(i), expected)
     assert same(ex.render(i - len(ex)), expected)  # negative indices count from the end
     # keywords: style, and overrides of the metadata
     renamed = ex.render(i, class_names=["o", "[]", "^"], topk=2)
     expected = render_example(
-        example, RenderOptions(class_names=["o", "[]", "^"], topk=2, layout="HWC", value_range=(0, 255))
+        example, RenderOptions(topk=2), ReadOptions(class_names=["o", "[]", "^"], layout="HWC", value_range=(0, 255))
     )
     assert same(renamed, expected)
     with pytest.raises(ConfigError, match="unknown render option\\(s\\) colour; the options are: background_class"):

@@ -141,7 +141,7 @@ class DetectionMetrics:
 
     def scalars(self) -> dict[str, float]:
         """``{name: value}`` of the 12 summary numbers, in ``STAT_NAMES`` order."""
-        return dict(zip(STAT_NAMES, self.stats))
+        return dict(zip(STAT_NAMES, self.stats, strict=True))
 
     def pr_curve(self, class_id: int, num_thresholds: int = PR_CURVE_THRESHOLDS) -> np.ndarray:
         """(6, T) rows tp, fp, tn, fn, precision, recall of ``class_id`` (TensorBoard's pr_curve_raw layout).

@@ -19,7 +19,7 @@ import numpy as np
 
 from .._checks import check_choice
 from ..errors import ConfigError, RenderError
-from ..schema import BOX_COORDS, BOX_FORMATS
+from ..schema import BOX_COORDS, BOX_FORMATS, CORNER_FORMATS
 
 
 def to_pixel_xyxy(boxes: np.ndarray, box_format: str, box_coords: str, width: float, height: float) -> np.ndarray:
@@ -47,10 +47,8 @@ def to_pixel_xyxy_keep(
     b = as_box_array(boxes, "boxes")
     a0, a1, a2, a3 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
     with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN results are dropped below
-        if box_format == "yxyx":
-            x1, y1, x2, y2 = a1, a0, a3, a2
-        elif box_format == "xyxy":
-            x1, y1, x2, y2 = a0, a1, a2, a3
+        if box_format in CORNER_FORMATS:  # two corners; only the order of the axes differs
+            x1, y1, x2, y2 = (a0, a1, a2, a3) if box_format == "xyxy" else (a1, a0, a3, a2)
         elif box_format == "xywh":
             x1, y1, x2, y2 = a0, a1, a0 + a2, a1 + a3
         else:  # cxcywh

@@ -46,6 +46,7 @@ TP: Color = (40, 210, 70)  # predicted box matched to a gt box
 FP: Color = (240, 40, 40)  # predicted box matching nothing
 MISSED: Color = (255, 150, 0)  # gt box no prediction matched
 GT: Color = (255, 255, 255)  # gt box when there is no class to colour by
+UNKNOWN: Color = (160, 160, 160)  # box whose class id could not be read (NaN in a float array)
 BAR: Color = (90, 140, 200)  # top-k bar of a class that is not the true one
 BACKGROUND: Color = (32, 32, 32)  # grid padding, panel gaps, headers
 BLACK: Color = (0, 0, 0)

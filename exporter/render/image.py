@@ -1,13 +1,10 @@
 """Where an image is normalised: any supported array → (H, W, 3) uint8 RGB.
 
-Layout guess (``layout=None``):
-
-* 2-d → ``HW`` (grey);
-* 3-d whose last dim is 1, 3 or 4 → ``HWC``;
-* else 3-d whose first dim is 1, 3 or 4 → ``CHW``;
-* anything else → RenderError asking for an explicit ``layout``.
-
-So a (3, 5, 3) array is read as HWC; pass ``layout="CHW"`` to say otherwise.
+Layout: ``schema.image_layout`` (the one layout rule, shared with the shard
+validator). Without a ``layout`` it guesses: 2-d → ``HW`` (grey); 3-d whose
+last dim is 1, 3 or 4 → ``HWC``; else 3-d whose first dim is 1, 3 or 4 →
+``CHW``; anything else → RenderError asking for an explicit ``layout``. So a
+(3, 5, 3) array is read as HWC; pass ``layout="CHW"`` to say otherwise.
 
 Value range (``value_range=None``, decided after mean/std de-normalisation):
 
@@ -26,13 +23,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .._checks import check_choice
 from ..errors import ConfigError, RenderError
-from ..schema import IMAGE_LAYOUTS
+from ..schema import IMAGE_CHANNELS, IMAGE_LAYOUTS, image_layout
 
 ValueRange = str | tuple[float, float] | None
 Stat = float | Sequence[float] | None
 
-_CHANNELS = (1, 3, 4)
+_CHANNELS_TEXT = ", ".join(map(str, IMAGE_CHANNELS[:-1])) + f" or {IMAGE_CHANNELS[-1]}"  # "1, 3 or 4"
 
 
 def to_rgb_uint8(
@@ -55,22 +53,26 @@ def to_rgb_uint8(
     array([255, 255, 255], dtype=uint8)
     """
     return np.array(
-        _to_rgb(image, layout=layout, bgr=bgr, value_range=value_range, mean=mean, std=std),
+        rgb_view(image, layout=layout, bgr=bgr, value_range=value_range, mean=mean, std=std),
         copy=True,
         order="C",
     )
 
 
-def _to_rgb(
+def rgb_view(
     image: np.ndarray,
     *,
-    layout: str | None,
-    bgr: bool,
-    value_range: ValueRange,
-    mean: Stat,
-    std: Stat,
+    layout: str | None = None,
+    bgr: bool = False,
+    value_range: ValueRange = None,
+    mean: Stat = None,
+    std: Stat = None,
 ) -> np.ndarray:
-    """Like ``to_rgb_uint8`` but may return a read-only view of the input (the renderer copies anyway)."""
+    """Like ``to_rgb_uint8``, but may return a view of the input (read-only when broadcast from grey).
+
+    The reader uses it: the renderer copies the pixels onto its canvas anyway, so
+    a uint8 RGB image is never copied twice. Do not write into the result.
+    """
     value_range = check_value_range(value_range)
     arr = _check_array(image)
     hwc = _as_hwc(arr, layout)
@@ -125,32 +127,26 @@ def _check_array(image: np.ndarray) -> np.ndarray:
 
 
 def _as_hwc(arr: np.ndarray, layout: str | None) -> np.ndarray:
-    """A (H, W, C) view of ``arr`` following ``layout`` or the guess rule in the module docstring."""
-    if layout is not None and layout not in IMAGE_LAYOUTS:
-        raise ConfigError(f"layout must be one of {', '.join(IMAGE_LAYOUTS)} or None, got {layout!r}")
-    if layout is None:
-        if arr.ndim == 2:
-            layout = "HW"
-        elif arr.shape[2] in _CHANNELS:
-            layout = "HWC"
-        elif arr.shape[0] in _CHANNELS:
-            layout = "CHW"
-        else:
+    """A (H, W, C) view of ``arr`` following ``layout`` or, when None, ``schema.image_layout``'s guess."""
+    if layout is not None:
+        check_choice(layout, IMAGE_LAYOUTS, "layout")
+    found = image_layout(arr.shape, layout)
+    if found is None:  # say why: no guess, the wrong number of dims, or the wrong number of channels
+        if layout is None:
             raise RenderError(
                 f"cannot guess the layout of an image of shape {arr.shape}: neither the last nor the first "
-                "dim is 1, 3 or 4 channels; pass layout='HWC' or 'CHW'"
+                f"dim is {_CHANNELS_TEXT} channels; pass layout='HWC' or 'CHW'"
             )
-    expected_ndim = 2 if layout == "HW" else 3
-    if arr.ndim != expected_ndim:
-        raise RenderError(f"layout {layout!r} needs a {expected_ndim}-d image, got shape {arr.shape}")
-    if layout == "HW":
-        return arr[:, :, None]
-    hwc = arr.transpose(1, 2, 0) if layout == "CHW" else arr
-    if hwc.shape[2] not in _CHANNELS:
+        expected_ndim = 2 if layout == "HW" else 3
+        if arr.ndim != expected_ndim:
+            raise RenderError(f"layout {layout!r} needs a {expected_ndim}-d image, got shape {arr.shape}")
+        channels = arr.shape[2] if layout == "HWC" else arr.shape[0]
         raise RenderError(
-            f"image with layout {layout!r} must have 1, 3 or 4 channels, got {hwc.shape[2]} (shape {arr.shape})"
+            f"image with layout {layout!r} must have {_CHANNELS_TEXT} channels, got {channels} (shape {arr.shape})"
         )
-    return hwc
+    if found == "HW":
+        return arr[:, :, None]
+    return arr.transpose(1, 2, 0) if found == "CHW" else arr
 
 
 def _select(hwc: np.ndarray, idx: list[int]) -> np.ndarray:
@@ -178,6 +174,19 @@ def _stat(value: Stat, name: str, channels: int, default: float) -> np.ndarray:
 
 def _same_range(value_range: ValueRange, lo: float, hi: float) -> bool:
     return isinstance(value_range, tuple) and value_range == (lo, hi)
+
+
+def check_stat(value: Stat, name: str) -> tuple[float, ...] | None:
+    """Validate a ``mean``/``std`` option: None, a number, or one finite number per channel; as a tuple."""
+    if value is None:
+        return None
+    try:
+        v = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number or a list of {_CHANNELS_TEXT} numbers, got {value!r}") from None
+    if v.size not in IMAGE_CHANNELS or not np.all(np.isfinite(v)):
+        raise ConfigError(f"{name} must be a number or a list of {_CHANNELS_TEXT} finite numbers, got {value!r}")
+    return tuple(float(x) for x in v)
 
 
 def check_value_range(value_range: ValueRange) -> ValueRange:

@@ -1,10 +1,17 @@
-"""Semantic class maps blended over an image with per-class colours."""
+"""Semantic class maps blended over an image with per-class colours.
+
+A class map is read once (``read_class_map``: (H, W) int64 class ids, ``NO_CLASS``
+where a float map holds NaN/inf) and blended by ``blend_into``; ``blend_mask``
+does both for a caller with a plain array.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError, RenderError
+from .._checks import check_number
+from ..errors import RenderError
+from .classes import NO_CLASS
 from .colors import PALETTE_LUT
 
 
@@ -30,50 +37,21 @@ def blend_mask(
     out = np.array(rgb, dtype=np.uint8, copy=True)
     if out.ndim != 3 or out.shape[2] != 3:
         raise RenderError(f"rgb must be an (H, W, 3) uint8 image, got shape {out.shape}")
-    blend_into(out, mask, alpha=alpha, background=background, outline=outline)
+    blend_into(out, read_class_map(mask, "mask"), alpha=alpha, background=background, outline=outline)
     return out
 
 
-def check_alpha(alpha: float) -> float:
+def check_alpha(alpha: float, name: str = "mask alpha") -> float:
     """``alpha`` as a float in [0, 1], or ConfigError."""
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError):
-        raise ConfigError(f"mask alpha must be a number in [0, 1], got {alpha!r}") from None
-    if not 0.0 <= a <= 1.0:
-        raise ConfigError(f"mask alpha must be in [0, 1], got {alpha!r}")
-    return a
+    return check_number(alpha, name, minimum=0, maximum=1)
 
 
-def blend_into(
-    region: np.ndarray,
-    mask: np.ndarray,
-    *,
-    alpha: float,
-    background: int | None,
-    outline: bool,
-    outline_width: int = 1,
-    name: str = "mask",
-) -> None:
-    """Blend ``mask`` into ``region`` in place; the renderer uses it on its own canvas."""
-    a = round(check_alpha(alpha) * 256)
-    h, w = region.shape[:2]
-    classes, drawn = class_map(mask, name, background)
-    classes, drawn = resize_nearest(classes, h, w), resize_nearest(drawn, h, w)
-    if a > 0:
-        colors = PALETTE_LUT[classes[drawn] % len(PALETTE_LUT)].astype(np.uint16)
-        px = region[drawn].astype(np.uint16)
-        region[drawn] = ((px * (256 - a) + colors * a + 128) >> 8).astype(np.uint8)
-    if outline:
-        keyed = np.where(drawn, classes, np.iinfo(np.int64).min)  # background differs from every class
-        edge = boundary(keyed) & drawn
-        if outline_width > 1:
-            edge = _thicken(edge, keyed, outline_width - 1)
-        region[edge] = PALETTE_LUT[classes[edge] % len(PALETTE_LUT)]
+def read_class_map(mask: np.ndarray, name: str) -> np.ndarray:
+    """``mask`` as a new (H, W) int64 class map; NaN/inf in a float map become ``NO_CLASS`` (never drawn).
 
-
-def class_map(mask: np.ndarray, name: str, background: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """``mask`` as (H, W) int64 class ids plus the bool map of pixels to draw."""
+    (H, W, 1) and (1, H, W) are squeezed. Float ids are truncated toward zero
+    (box and example labels are rounded instead: ``classes.class_ids``).
+    """
     try:
         m = np.asarray(mask)
     except (TypeError, ValueError) as exc:
@@ -83,15 +61,42 @@ def class_map(mask: np.ndarray, name: str, background: int | None) -> tuple[np.n
     if m.ndim != 2 or m.size == 0:
         raise RenderError(f"{name} must be a non-empty 2-d (H, W) class map, got shape {m.shape}")
     if m.dtype == np.bool_ or np.issubdtype(m.dtype, np.integer):
-        classes = m.astype(np.int64)
-        drawn = np.ones(m.shape, dtype=bool) if background is None else classes != background
-    elif np.issubdtype(m.dtype, np.floating):
+        return m.astype(np.int64)
+    if np.issubdtype(m.dtype, np.floating):
         finite = np.isfinite(m)
         classes = np.where(finite, np.clip(m, -(2.0**62), 2.0**62), 0).astype(np.int64)
-        drawn = finite if background is None else finite & (classes != background)
-    else:
-        raise RenderError(f"{name} must hold integer class ids, got dtype {m.dtype}")
-    return classes, drawn
+        if not finite.all():
+            classes[~finite] = NO_CLASS  # set after the cast: a float16 map cannot hold the sentinel
+        return classes
+    raise RenderError(f"{name} must hold integer class ids, got dtype {m.dtype}")
+
+
+def blend_into(
+    region: np.ndarray,
+    classes: np.ndarray,
+    *,
+    alpha: float,
+    background: int | None,
+    outline: bool,
+    outline_width: int = 1,
+) -> None:
+    """Blend the class map ``classes`` (from ``read_class_map``) into the uint8 ``region`` in place."""
+    a = round(check_alpha(alpha) * 256)
+    h, w = region.shape[:2]
+    classes = resize_nearest(classes, h, w)
+    drawn = classes != NO_CLASS
+    if background is not None:
+        drawn &= classes != background
+    if a > 0:
+        colors = PALETTE_LUT[classes[drawn] % len(PALETTE_LUT)].astype(np.uint16)
+        px = region[drawn].astype(np.uint16)
+        region[drawn] = ((px * (256 - a) + colors * a + 128) >> 8).astype(np.uint8)
+    if outline:
+        keyed = np.where(drawn, classes, NO_CLASS)  # background differs from every class
+        edge = boundary(keyed) & drawn
+        if outline_width > 1:
+            edge = _thicken(edge, keyed, outline_width - 1)
+        region[edge] = PALETTE_LUT[classes[edge] % len(PALETTE_LUT)]
 
 
 def resize_nearest(a: np.ndarray, h: int, w: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""render_example / render_grid / render_confusion_matrix behaviour (pixels, not looks: see test_golden)."""
+"""draw_example / render_example behaviour (pixels, not looks: see test_golden)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,20 @@ import pytest
 from PIL import Image, ImageChops
 
 from exporter.errors import ConfigError, RenderError
-from exporter.render import RenderOptions, class_color, colors, render_confusion_matrix, render_example, render_grid
+from exporter.render import (
+    Boxes,
+    Example,
+    ReadOptions,
+    RenderOptions,
+    class_color,
+    colors,
+    draw_example,
+    read_example,
+    render_example,
+)
+from exporter.render.classes import NO_CLASS
+from exporter.render.colors import text_color
+from exporter.render.text import label_image
 
 H, W = 48, 64
 
@@ -32,6 +45,47 @@ def same(a: Image.Image, b: Image.Image) -> bool:
     return a.size == b.size and ImageChops.difference(a, b).getbbox() is None
 
 
+def shows(img: Image.Image, label: Image.Image) -> bool:
+    """Whether ``label`` (a label image) appears, pixel for pixel, somewhere in ``img``."""
+    a, p = np.asarray(img), np.asarray(label)
+    ph, pw = p.shape[:2]
+    corner = (a[: a.shape[0] - ph + 1, : a.shape[1] - pw + 1] == p[0, 0]).all(axis=-1)
+    return any((a[y : y + ph, x : x + pw] == p).all() for y, x in np.argwhere(corner))
+
+
+def box_label(text: str, color) -> Image.Image:
+    """The label a box of ``color`` gets at the 11 px font of a picture drawn at 144 x 192."""
+    return label_image(text, 11, text_color(color), color)
+
+
+# At the default min_size a 48 x 64 image is drawn 3x: BASE's first box spans x 19..95, y 14..71 (inclusive) and
+# its label sits inside its top-left corner, so its bottom edge (2 px: rows 70-71) is free; the second box's
+# bottom edge is row 129.
+FIRST_BOX_EDGE, SECOND_BOX_EDGE = (50, 71), (120, 129)
+
+
+def test_render_example_is_read_then_draw():
+    read = ReadOptions(class_names=["a", "b", "c"])
+    arrays = dict(BASE, labels=np.int64(1), probs=np.array([0.2, 0.7, 0.1]))
+    example = read_example(arrays, read)
+    style = RenderOptions(topk=2, match_iou=0.5)
+    assert same(render_example(arrays, style, read), draw_example(example, style))
+    assert same(render_example(arrays), draw_example(read_example(arrays)))
+
+
+def test_a_hand_built_example_is_drawn_like_a_read_one():
+    read = read_example(BASE, ReadOptions(class_names=["a", "b", "c"]))
+    built = Example(
+        image=image(),
+        pred=Boxes(
+            np.array([[6.4, 4.8, 32.0, 24.0], [32.0, 24.0, 57.6, 43.2]]), np.array([1, 2]), np.array([0.9, 0.6])
+        ),
+        class_names=("a", "b", "c"),
+    )
+    np.testing.assert_allclose(built.pred.xyxy, read.pred.xyxy, rtol=1e-6)
+    assert same(draw_example(built, PIXELS), draw_example(dataclasses.replace(built, pred=read.pred), PIXELS))
+
+
 def test_small_images_are_upscaled_by_an_integer_factor_keeping_the_aspect_ratio():
     img = render_example({"images": np.zeros((28, 28), np.uint8)})
     assert img.size == (140, 140)  # 28 * 5 >= 128
@@ -39,6 +93,10 @@ def test_small_images_are_upscaled_by_an_integer_factor_keeping_the_aspect_ratio
     assert img.size == (W * 3, H * 3)
     img = render_example({"images": np.zeros((300, 200, 3), np.uint8)})
     assert img.size == (200, 300)
+
+
+def test_upscaling_stops_at_a_long_side_of_4096():
+    assert render_example({"images": np.zeros((1, 1000), np.uint8)}).size == (4000, 4)
 
 
 def test_padding_rows_beyond_num_boxes_are_ignored():
@@ -63,6 +121,14 @@ def test_score_threshold_and_max_boxes_keep_the_best_boxes():
     assert same(render_example(BASE, dataclasses.replace(PIXELS, max_boxes=1)), expected)
     nothing = render_example({"images": image()}, PIXELS)
     assert same(render_example(BASE, dataclasses.replace(PIXELS, max_boxes=0)), nothing)
+
+
+def test_score_threshold_is_style_applied_when_drawing():
+    example = read_example(BASE)
+    assert len(example.pred) == 2  # the record keeps every box
+    strict = dataclasses.replace(PIXELS, score_threshold=0.7)
+    assert same(draw_example(example, strict), render_example(BASE, strict))
+    assert len(example.pred) == 2  # and drawing does not change it
 
 
 def test_boxes_are_coloured_by_class_or_by_match():
@@ -100,6 +166,7 @@ def test_gt_boxes_are_dashed_and_draw_gt_false_hides_them():
         ({"labels": 3, "probs": np.array([0.1, 0.2, 0.0, 0.7])}, colors.CORRECT),  # pred from argmax(probs)
         ({"pred_labels": 4}, colors.NEUTRAL),
         ({"ids": np.str_("img-7")}, colors.NEUTRAL),
+        ({"labels": np.float32(np.nan), "pred_labels": 3}, colors.NEUTRAL),  # an unreadable class compares to nothing
     ],
 )
 def test_caption_strip_colour(fields, strip):
@@ -113,14 +180,41 @@ def test_no_caption_when_disabled_or_nothing_to_say():
     assert render_example({"images": image()}, RenderOptions(min_size=0)).size == (W, H)
 
 
-def test_out_of_range_class_ids_do_not_crash():
+def test_out_of_range_class_ids_are_shown_as_numbers_in_their_class_colour():
     ex = dict(BASE, box_labels=np.array([-7, 10**9]), labels=np.int64(99), pred_labels=np.int64(-1))
-    render_example(ex, RenderOptions(class_names=["a", "b"], topk=2))
+    img = render_example(ex, RenderOptions(), ReadOptions(class_names=["a", "b"]))
+    # the same picture as in-range ids of the same colours (-7 and 13, 10**9 and 0 share one) named by those numbers
+    names = [f"class {i}" for i in range(20)]
+    names[13], names[0], names[5], names[6] = "-7", "1000000000", "99", "-1"
+    in_range = dict(BASE, box_labels=np.array([13, 0]), labels=np.int64(5), pred_labels=np.int64(6))
+    assert same(img, render_example(in_range, RenderOptions(), ReadOptions(class_names=names)))
+    assert img.getpixel(FIRST_BOX_EDGE) == class_color(-7) == class_color(13)
+    assert img.getpixel(SECOND_BOX_EDGE) == class_color(10**9) == class_color(0)
+    assert shows(img, box_label("-7 0.90", class_color(-7)))
+    assert img.getpixel((0, 3 * H)) == colors.WRONG  # "pred: -1 | true: 99"
 
 
-def test_float_class_ids_from_detection_apis_work():
-    ex = dict(BASE, box_labels=np.array([1.0, np.nan], np.float32))
-    render_example(ex, RenderOptions(class_names=["a", "b"]))
+def test_out_of_range_true_class_gets_no_green_bar():
+    ex = {"images": image(), "labels": np.int64(99), "probs": np.array([0.3, 0.7])}
+    bars = np.asarray(render_example(ex, RenderOptions(topk=2, draw_caption=False)))[3 * H :]
+    assert (bars == colors.BAR).all(axis=-1).any() and not (bars == colors.CORRECT).all(axis=-1).any()
+    shown = np.asarray(render_example(dict(ex, labels=np.int64(1)), RenderOptions(topk=2, draw_caption=False)))
+    assert (shown[3 * H :] == colors.CORRECT).all(axis=-1).any()
+
+
+def test_float_class_ids_from_detection_apis_are_rounded_and_nan_is_unknown():
+    ex = dict(BASE, box_labels=np.array([1.2, np.nan], np.float32))
+    img = render_example(ex, RenderOptions(), ReadOptions(class_names=["a", "b"]))
+    assert same(
+        img,
+        render_example(
+            dict(BASE, box_labels=np.array([1, NO_CLASS])), RenderOptions(), ReadOptions(class_names=["a", "b"])
+        ),
+    )
+    assert img.getpixel(FIRST_BOX_EDGE) == class_color(1)
+    assert img.getpixel(SECOND_BOX_EDGE) == colors.UNKNOWN
+    assert shows(img, box_label("b 0.90", class_color(1)))
+    assert shows(img, box_label("? 0.60", colors.UNKNOWN))
 
 
 def test_topk_strip_adds_rows():
@@ -137,73 +231,28 @@ def test_side_by_side_has_two_panels_of_the_image_size():
     assert img.width > 2 * W and img.height > H
 
 
-def test_render_options_are_frozen_and_store_tuples():
-    o = RenderOptions(class_names=["a"], mean=[0.5, 0.5, 0.5], value_range=[0, 1])
-    assert o.class_names == ("a",) and o.mean == (0.5, 0.5, 0.5) and o.value_range == (0.0, 1.0)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        o.topk = 3
-    hash(o)
-
-
-def test_options_must_be_render_options():
-    with pytest.raises(ConfigError, match="RenderOptions"):
-        render_example({"images": image()}, {"topk": 3})
-
-
-# --- grid and confusion matrix -----------------------------------------------
-
-
-def test_grid_cells_of_different_sizes():
-    ims = [Image.new("RGB", (10, 20), "red"), Image.new("RGB", (30, 5), "blue"), Image.new("L", (7, 7), 255)]
-    sheet = render_grid(ims, pad=2)  # 2 columns: widths 10 and 30, rows 20 and 7
-    assert sheet.size == (2 + 10 + 2 + 30 + 2, 2 + 20 + 2 + 7 + 2)
-    assert sheet.getpixel((2, 2)) == (255, 0, 0)
-    assert sheet.getpixel((14, 2)) == (0, 0, 255)
-    assert sheet.getpixel((2, 24)) == (255, 255, 255)
-    assert sheet.getpixel((0, 0)) == colors.BACKGROUND
-    assert render_grid(ims, cols=1, pad=0).size == (30, 32)
-    assert render_grid(ims, cols=10, pad=0).size == (47, 20)
+def test_the_example_is_not_modified_by_drawing():
+    example = read_example(dict(BASE, masks=np.ones((H, W), np.int64)))
+    before = (example.image.copy(), example.pred.xyxy.copy(), example.mask.copy())
+    draw_example(example, RenderOptions(mask_outline=True, match_iou=0.5, score_threshold=0.7))
+    for now, then in zip((example.image, example.pred.xyxy, example.mask), before, strict=True):
+        np.testing.assert_array_equal(now, then)
 
 
 @pytest.mark.parametrize(
-    "images, kwargs, error, match",
+    "call, match",
     [
-        ([], {}, RenderError, "at least one image"),
-        ([np.zeros((2, 2, 3))], {}, RenderError, "PIL images"),
-        ([Image.new("RGB", (2, 2))], {"cols": 0}, ConfigError, "cols must be >= 1"),
-        ([Image.new("RGB", (2, 2))], {"pad": -1}, ConfigError, "pad must be >= 0"),
-        ([Image.new("RGB", (2, 2))], {"background": (1, 2)}, ConfigError, "background"),
+        (lambda: render_example({"images": image()}, {"topk": 3}), "style must be a RenderOptions, got dict"),
+        (lambda: render_example({"images": image()}, RenderOptions(), {"layout": "HWC"}), "read must be a ReadOptions"),
+        (lambda: draw_example({"images": image()}), r"example must be an Example \(read_example makes one"),
+        (lambda: draw_example(read_example({"images": image()}), ReadOptions()), "style must be a RenderOptions"),
     ],
 )
-def test_grid_errors(images, kwargs, error, match):
-    with pytest.raises(error, match=match):
-        render_grid(images, **kwargs)
+def test_options_and_example_must_have_their_types(call, match):
+    with pytest.raises(ConfigError, match=match):
+        call()
 
 
-def test_confusion_matrix_scales_with_classes():
-    small = render_confusion_matrix(np.array([[3, 1], [0, 4]]))
-    big = render_confusion_matrix(np.eye(12, dtype=int) * 10, [f"class {i}" for i in range(12)])
-    assert small.mode == big.mode == "RGB"
-    assert big.width > small.width and big.height > small.height
-    render_confusion_matrix(np.ones((100, 100)))  # no text in the cells, still drawn
-    render_confusion_matrix(np.array([[0.5, 0.5], [0.0, 0.0]]), ["only one name"])
-
-
-@pytest.mark.parametrize(
-    "matrix, match",
-    [
-        (np.zeros((2, 3)), "square"),
-        (np.zeros((0, 0)), "square"),
-        (np.zeros(4), "square"),
-        (np.array([[1, -1], [0, 1]]), ">= 0"),
-        (np.array([[1, np.nan], [0, 1]]), "finite"),
-        (np.array([["a"]]), "numeric"),
-    ],
-)
-def test_confusion_matrix_errors(matrix, match):
-    with pytest.raises(RenderError, match=match):
-        render_confusion_matrix(matrix)
-
-
-def test_upscaling_stops_at_a_long_side_of_4096():
-    assert render_example({"images": np.zeros((1, 1000), np.uint8)}).size == (4000, 4)
+def test_reading_errors_come_from_read_example():
+    with pytest.raises(RenderError, match="no 'images' field"):
+        render_example({"labels": np.int64(1)})

@@ -5,8 +5,10 @@ Regenerate after an intended change with::
     SUMMARY_EXPORTER_REGEN_GOLDEN=1 python -m pytest tests/render/test_golden.py
 
 and look at the PNGs before committing them. Font rasterisation can change
-between Pillow versions, so the tests skip when Pillow's major.minor differs
-from the one in tests/golden/PILLOW_VERSION.
+between Pillow versions, so the images are only comparable with the Pillow
+major.minor in tests/golden/PILLOW_VERSION, which the ``dev`` extra pins: with
+another Pillow the tests fail (they never skip, so a Pillow upgrade cannot
+silently switch them off) and say how to regenerate.
 """
 
 from __future__ import annotations
@@ -19,25 +21,46 @@ import PIL
 import pytest
 from PIL import Image, ImageChops
 
-from exporter.render import RenderOptions, render_confusion_matrix, render_example, render_grid
+from exporter.render import ReadOptions, RenderOptions, render_confusion_matrix, render_example, render_grid
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+PYPROJECT = GOLDEN.parent.parent / "pyproject.toml"
 REGEN = os.environ.get("SUMMARY_EXPORTER_REGEN_GOLDEN") == "1"
+REGEN_COMMAND = "SUMMARY_EXPORTER_REGEN_GOLDEN=1 python -m pytest tests/render/test_golden.py"
 PILLOW = ".".join(PIL.__version__.split(".")[:2])
 _version_file = GOLDEN / "PILLOW_VERSION"
 RECORDED = _version_file.read_text().strip() if _version_file.exists() else None
 
-pytestmark = pytest.mark.skipif(
-    not REGEN and RECORDED != PILLOW,
-    reason=f"golden images were made with Pillow {RECORDED}, this is Pillow {PILLOW} "
-    "(font rasterisation may differ); regenerate with SUMMARY_EXPORTER_REGEN_GOLDEN=1",
-)
-
 _written: set[str] = set()
+
+
+def check_pillow() -> None:
+    """Fail, saying what to do, when this Pillow is not the one the golden images were made with."""
+    if REGEN or RECORDED == PILLOW:
+        return
+    pytest.fail(
+        f"the golden images in {GOLDEN} were made with Pillow {RECORDED}, but this is Pillow {PIL.__version__}: "
+        "font rasterisation may differ, so they cannot be compared. Install the Pillow the dev extra pins "
+        f"(pip install 'pillow=={RECORDED}.*'), or, to move to this Pillow, regenerate them with "
+        f"`{REGEN_COMMAND}`, look at the PNGs, and change the dev extra's pin in pyproject.toml to "
+        f"pillow=={PILLOW}.*",
+        pytrace=False,
+    )
+
+
+def test_pillow_is_the_one_the_golden_images_were_made_with():
+    check_pillow()
+
+
+def test_the_dev_extra_pins_that_pillow():
+    assert f'"pillow=={RECORDED}.*"' in PYPROJECT.read_text(), (
+        f"tests/golden/PILLOW_VERSION says {RECORDED}: pin the same Pillow in the dev extra of pyproject.toml"
+    )
 
 
 def check_golden(name: str, img: Image.Image) -> None:
     """Compare with tests/golden/<name>.png; in regen mode write it (once per run, later calls compare)."""
+    check_pillow()
     path = GOLDEN / f"{name}.png"
     if REGEN and name not in _written:
         GOLDEN.mkdir(exist_ok=True)
@@ -46,7 +69,7 @@ def check_golden(name: str, img: Image.Image) -> None:
         _written.add(name)
         return
     if not path.exists():
-        pytest.fail(f"no golden image {path}; create it with SUMMARY_EXPORTER_REGEN_GOLDEN=1")
+        pytest.fail(f"no golden image {path}; create it with `{REGEN_COMMAND}`")
     with Image.open(path) as f:
         expected = f.convert("RGB")
     assert img.mode == "RGB"
@@ -54,7 +77,7 @@ def check_golden(name: str, img: Image.Image) -> None:
     diff = ImageChops.difference(img, expected).getbbox()
     assert diff is None, (
         f"{name}: differs from {path} inside {diff}; if the change is intended, regenerate with "
-        "SUMMARY_EXPORTER_REGEN_GOLDEN=1 and look at the image"
+        f"`{REGEN_COMMAND}` and look at the image"
     )
 
 
@@ -104,8 +127,8 @@ def test_every_box_format_draws_the_same_picture(box_format, box_coords):
         "gt_boxes": express(GT, box_format, box_coords),
         "gt_box_labels": np.array([1]),
     }
-    options = RenderOptions(class_names=CLASSES, box_format=box_format, box_coords=box_coords)
-    check_golden("boxes", render_example(example, options))  # one file for all 8 ways
+    read = ReadOptions(class_names=CLASSES, box_format=box_format, box_coords=box_coords)
+    check_golden("boxes", render_example(example, RenderOptions(), read))  # one file for all 8 ways
 
 
 def digit() -> np.ndarray:
@@ -133,7 +156,8 @@ def test_classification_caption(name, pred, probs):
         "probs": np.array(probs, np.float32),
         "ids": np.int64(1234),
     }
-    check_golden(name, render_example(example, RenderOptions(class_names=[str(i) for i in range(10)], topk=3)))
+    read = ReadOptions(class_names=[str(i) for i in range(10)])
+    check_golden(name, render_example(example, RenderOptions(topk=3), read))
 
 
 def class_map() -> np.ndarray:
@@ -163,11 +187,14 @@ def test_side_by_side():
         "masks": pred_mask,
         "gt_masks": gt_mask,
     }
-    check_golden("side_by_side", render_example(example, RenderOptions(class_names=CLASSES, side_by_side=True)))
+    check_golden(
+        "side_by_side", render_example(example, RenderOptions(side_by_side=True), ReadOptions(class_names=CLASSES))
+    )
 
 
-def test_true_and_false_positives():
-    example = {
+def match_example() -> dict[str, np.ndarray]:
+    """Two predictions on one gt box (one is a TP, one a FP), one prediction on nothing, one gt box missed."""
+    return {
         "images": scene(),
         "boxes": express([[8, 6, 40, 30], [9, 6, 40, 33], [44, 3, 62, 15]], "xyxy", "pixels"),
         "box_labels": np.array([1, 1, 2]),
@@ -175,16 +202,25 @@ def test_true_and_false_positives():
         "gt_boxes": express([[10, 9, 40, 33], [34, 27, 58, 42]], "xyxy", "pixels"),
         "gt_box_labels": np.array([1, 4]),
     }
-    options = RenderOptions(class_names=CLASSES, box_format="xyxy", box_coords="pixels", match_iou=0.5)
-    check_golden("match", render_example(example, options))
+
+
+def test_true_and_false_positives():
+    read = ReadOptions(class_names=CLASSES, box_format="xyxy", box_coords="pixels")
+    check_golden("match", render_example(match_example(), RenderOptions(match_iou=0.5), read))
+
+
+def test_the_legacy_read_keywords_draw_the_same_picture():
+    with pytest.warns(DeprecationWarning, match="ReadOptions"):
+        legacy = RenderOptions(class_names=CLASSES, box_format="xyxy", box_coords="pixels", match_iou=0.5)
+    check_golden("match", render_example(match_example(), legacy))
 
 
 def test_grid():
-    options = RenderOptions(min_size=64, class_names=CLASSES)
+    style, read = RenderOptions(min_size=64), ReadOptions(class_names=CLASSES)
     cells = [
-        render_example({"images": scene(), "labels": np.int64(1), "pred_labels": np.int64(1)}, options),
-        render_example({"images": digit()}, options),
-        render_example({"images": scene()[::2, ::2], "masks": class_map()}, options),
+        render_example({"images": scene(), "labels": np.int64(1), "pred_labels": np.int64(1)}, style, read),
+        render_example({"images": digit()}, style, read),
+        render_example({"images": scene()[::2, ::2], "masks": class_map()}, style, read),
     ]
     check_golden("grid", render_grid(cells))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import hypothesis.extra.numpy as hnp
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from exporter.errors import ConfigError, RenderError
-from exporter.render import RenderOptions, render_example, to_rgb_uint8
+from exporter.render import ReadOptions, RenderOptions, draw_example, read_example, render_example, to_rgb_uint8
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -179,12 +180,15 @@ def examples(draw):
         ex["probs"] = draw(hnp.arrays(np.float32, (k,), elements=st.floats(0, 1, width=32) | st.just(np.nan)))
     if draw(st.booleans()):
         ex["ids"] = draw(st.sampled_from([np.int64(7), np.str_("img-001.jpg"), np.bytes_(b"abc")]))
-    options = RenderOptions(
+    read = ReadOptions(
         layout=layout,
         class_names=draw(st.sampled_from([None, ["bg", "cat", "dog"], [f"class {i}" for i in range(20)]])),
         value_range=draw(st.sampled_from(VALUE_RANGES)),
-        box_format=draw(st.sampled_from(["yxyx", "xyxy", "xywh", "cxcywh"])),
-        box_coords=draw(st.sampled_from(["normalized", "pixels"])),
+        box_format=draw(st.sampled_from([None, "yxyx", "xyxy", "xywh", "cxcywh"])),
+        box_coords=draw(st.sampled_from([None, "normalized", "pixels"])),
+        bgr=draw(st.booleans()),
+    )
+    options = RenderOptions(
         side_by_side=draw(st.booleans()),
         match_iou=draw(st.sampled_from([None, 0.5])),
         mask_outline=draw(st.booleans()),
@@ -192,21 +196,20 @@ def examples(draw):
         min_size=draw(st.sampled_from([0, 16, 64])),
         score_threshold=draw(st.sampled_from([0.0, 0.5])),
         max_boxes=draw(st.sampled_from([0, 2, 100])),
-        bgr=draw(st.booleans()),
         background_class=draw(st.sampled_from([0, None])),
         draw_gt=draw(st.booleans()),
         draw_caption=draw(st.booleans()),
     )
-    return ex, options, h, w
+    return ex, options, read, h, w
 
 
 @SETTINGS
 @given(case=examples())
 def test_render_example_accepts_every_supported_input(case):
-    ex, options, h, w = case
+    ex, options, read, h, w = case
     before = {k: np.array(v, copy=True) for k, v in ex.items()}
 
-    img = render_example(ex, options)
+    img = render_example(ex, options, read)
 
     assert isinstance(img, Image.Image) and img.mode == "RGB"
     short = min(h, w)
@@ -219,12 +222,28 @@ def test_render_example_accepts_every_supported_input(case):
         assert same(np.asarray(v), before[k]), f"render_example modified field {k!r}"
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=examples())
+def test_the_legacy_read_keywords_draw_exactly_what_read_options_draw(case):
+    ex, options, read, _, _ = case
+    expected = np.asarray(draw_example(read_example(ex, read), options))
+    given = {
+        f.name: getattr(read, f.name) for f in dataclasses.fields(read) if getattr(read, f.name) not in (None, False)
+    }
+    legacy = options
+    if given:
+        with pytest.warns(DeprecationWarning):
+            legacy = dataclasses.replace(options, **given)
+        assert legacy.legacy_read == read
+    np.testing.assert_array_equal(np.asarray(render_example(ex, legacy)), expected)
+
+
 @SETTINGS
 @given(data=st.data())
 def test_image_alone_is_drawn_exactly_upscaled(data):
     arr, layout, _, h, w = data.draw(images())
     min_size = data.draw(st.sampled_from([0, 8, 30]))
-    img = np.asarray(render_example({"images": arr}, RenderOptions(layout=layout, min_size=min_size)))
+    img = np.asarray(render_example({"images": arr}, RenderOptions(min_size=min_size), ReadOptions(layout=layout)))
     short = min(h, w)
     f = 1 if short >= min_size else math.ceil(min_size / short)
     expected = to_rgb_uint8(arr, layout=layout).repeat(f, axis=0).repeat(f, axis=1)
@@ -260,58 +279,3 @@ def test_image_alone_is_drawn_exactly_upscaled(data):
 def test_to_rgb_uint8_errors(image, kwargs, error, match):
     with pytest.raises(error, match=match):
         to_rgb_uint8(image, **kwargs)
-
-
-IMG = np.zeros((8, 8, 3), np.uint8)
-
-
-@pytest.mark.parametrize(
-    "example, match",
-    [
-        ({}, "no 'images' field"),
-        ({"images": np.zeros((2, 8, 8, 3))}, "not a batch"),
-        ({"images": IMG, "boxes": np.zeros((2, 5))}, r"field 'boxes' must be a 2-d array with shape \(M, 4\)"),
-        (
-            {"images": IMG, "boxes": np.zeros((3, 4)), "box_labels": np.zeros(2, int)},
-            "'box_labels' has 2 entries but there are 3",
-        ),
-        ({"images": IMG, "boxes": np.zeros((1, 4)), "box_labels": np.array(["cat"])}, "integer class ids"),
-        ({"images": IMG, "labels": np.array([1, 2])}, "'labels' must be a scalar"),
-        ({"images": IMG, "probs": np.zeros((2, 3))}, "'probs' must be a non-empty 1-d"),
-        ({"images": IMG, "masks": np.zeros((2, 8, 8))}, "'masks' must be a non-empty 2-d"),
-        ({"images": IMG, "gt_masks": np.zeros((8, 8), complex)}, "field 'gt_masks' must hold integer class ids"),
-    ],
-)
-def test_render_example_errors(example, match):
-    with pytest.raises(RenderError, match=match):
-        render_example(example, RenderOptions())
-
-
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        ({"box_format": "ltrb"}, "box_format must be one of yxyx, xyxy, xywh, cxcywh, got 'ltrb'"),
-        ({"box_coords": "percent"}, "box_coords must be one of"),
-        ({"max_boxes": -1}, "max_boxes must be >= 0"),
-        ({"max_boxes": 1.5}, "max_boxes must be an integer"),
-        ({"match_iou": 0.0}, r"match_iou must be None or in \(0, 1\]"),
-        ({"match_iou": 1.5}, "match_iou"),
-        ({"mask_alpha": 2}, r"alpha must be in \[0, 1\]"),
-        ({"topk": -1}, "topk must be >= 0"),
-        ({"min_size": -1}, "min_size must be >= 0"),
-        ({"layout": "NHWC"}, "layout must be one of"),
-        ({"value_range": (1, 0)}, "low < high"),
-        ({"value_range": "auto"}, "value_range must be"),
-        ({"mean": [1, 2]}, "mean must be a number or a list of 1, 3 or 4"),
-        ({"std": "x"}, "std must be a number"),
-        ({"class_names": "cat"}, "class_names must be a list of strings"),
-        ({"class_names": [1, 2]}, "class_names must be a list of strings"),
-        ({"class_names": 5}, "class_names must be a list of strings"),
-        ({"side_by_side": "yes"}, "side_by_side must be True or False"),
-        ({"score_threshold": float("nan")}, "score_threshold must be finite"),
-        ({"background_class": 1.5}, "background_class must be an integer"),
-    ],
-)
-def test_render_options_errors(kwargs, match):
-    with pytest.raises(ConfigError, match=match):
-        RenderOptions(**kwargs)

@@ -20,8 +20,8 @@ import urllib.request
 import numpy as np
 import pytest
 from PIL import Image
+from runs import CLASSIFICATION, write_run
 
-from exporter import ShardWriter
 from exporter.api import ExportOptions, export
 
 pytestmark = pytest.mark.tensorboard_server
@@ -44,21 +44,14 @@ def _get(url: str, timeout: float = 10.0) -> bytes:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("tb")
-    rng = np.random.default_rng(0)
-    for step in (100, 200):
-        with ShardWriter(root / "shards", step=step, class_names=["cat", "dog", "bird"]) as w:
-            probs = rng.dirichlet(np.ones(3), size=3).astype(np.float32)
-            w.add(
-                images=rng.integers(0, 255, (3, 40, 60, 3), dtype=np.uint8),
-                labels=np.array([0, 1, 2]),
-                probs=probs,
-                pred_labels=probs.argmax(1),
-                pred_scores=probs.max(1),
-                boxes=np.tile(np.array([[0.1, 0.1, 0.8, 0.7]], np.float32), (3, 1, 1)),
-                box_labels=np.array([[0], [1], [2]]),
-                box_scores=np.full((3, 1), 0.9, np.float32),
-                ids=np.array(IDS),
-            )
+    write_run(
+        root / "shards",
+        steps=(100, 200),
+        class_names=["cat", "dog", "bird"],
+        ids=IDS,
+        image_shape=(40, 60),
+        fields=CLASSIFICATION + ("boxes", "box_labels", "box_scores"),
+    )
     logdir = root / "logs"
     report = export(root / "shards", logdir / "eval", ExportOptions())
     port = _free_port()

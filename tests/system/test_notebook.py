@@ -13,7 +13,7 @@ nbclient = pytest.importorskip("nbclient", reason="nbclient is needed to execute
 nbformat = pytest.importorskip("nbformat", reason="nbformat is needed to read notebooks (the dev extra)")
 pytest.importorskip("ipykernel", reason="ipykernel is needed for a python3 kernel (the dev extra)")
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "inspect_eval_shards.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "inspect_eval_shards.ipynb"
 
 
 def _kernel_executable(argv0: str) -> str:

@@ -1,0 +1,317 @@
+"""One example, read and checked, ready to draw: ``read_example(arrays, read) -> Example``.
+
+All reading of an example's arrays happens here: ODAPI names are made
+canonical, the image normalised (``image``), boxes converted to pixels of the
+original image (``boxes``), class ids read (``classes``), class maps read
+(``masks``). What is left for ``compose`` is style: which boxes to keep, how to
+draw them. The records check themselves in ``__post_init__``, so an ``Example``
+built by hand is as safe to draw as a read one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .._checks import check_names, check_type, is_int
+from ..errors import RenderError
+from ..odapi import to_canonical
+from ..schema import DEFAULT_BOX_COORDS, DEFAULT_BOX_FORMAT
+from .boxes import as_box_array, to_pixel_xyxy_keep
+from .classes import NO_CLASS, class_ids
+from .image import rgb_view
+from .masks import read_class_map
+from .options import ReadOptions
+
+__all__ = ["NO_CLASS", "Boxes", "Example", "read_example"]
+
+
+def _shape_text(value: Any) -> str:
+    """What came instead of an array: its shape, or its type."""
+    return f"shape {value.shape}" if isinstance(value, np.ndarray) else f"a {type(value).__name__}"
+
+
+def _as(value: Any, name: str, kinds: str, dtype: type, expected: str) -> np.ndarray:
+    """``value`` as a ``dtype`` array if it is an ndarray of one of the numpy dtype ``kinds``, else RenderError."""
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in kinds:
+        what = f"dtype {value.dtype}" if isinstance(value, np.ndarray) else _shape_text(value)
+        raise RenderError(f"{name} must be {expected}, but got {what}")
+    return value.astype(dtype, copy=False)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Boxes:
+    """K boxes of one kind: pixel ``xyxy`` of the original image, with optional parallel ``labels``/``scores``.
+
+    * ``xyxy``: (K, 4) float64, finite, x1 <= x2 and y1 <= y2 (boxes may reach outside the image);
+    * ``labels``: (K,) int64 class ids (``NO_CLASS`` where unreadable), or None;
+    * ``scores``: (K,) float64 (NaN allowed: such a box never passes a score threshold), or None.
+
+    Integer and float arrays are converted to those dtypes.
+
+    >>> Boxes(np.array([[0, 0, 10, 5]]), labels=np.array([2])).xyxy.dtype
+    dtype('float64')
+    >>> Boxes(np.zeros(3))
+    Traceback (most recent call last):
+    ...
+    exporter.errors.RenderError: xyxy must be a 2D np.ndarray with shape (K, 4), but got shape (3,)
+    """
+
+    xyxy: np.ndarray
+    labels: np.ndarray | None = None
+    scores: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        set_ = functools.partial(object.__setattr__, self)
+        if not isinstance(self.xyxy, np.ndarray) or self.xyxy.ndim != 2 or self.xyxy.shape[1] != 4:
+            raise RenderError(f"xyxy must be a 2D np.ndarray with shape (K, 4), but got {_shape_text(self.xyxy)}")
+        xyxy = _as(self.xyxy, "xyxy", "iuf", np.float64, "numeric")
+        if not np.isfinite(xyxy).all():
+            raise RenderError("xyxy must be finite; drop boxes with NaN/inf (to_pixel_xyxy_keep does)")
+        if (xyxy[:, 2] < xyxy[:, 0]).any() or (xyxy[:, 3] < xyxy[:, 1]).any():
+            raise RenderError("xyxy must have x1 <= x2 and y1 <= y2; to_pixel_xyxy sorts the corners")
+        set_("xyxy", xyxy)
+        k = xyxy.shape[0]
+        parallel = (
+            ("labels", "biu", np.int64, "integer class ids (class_ids reads floats)"),
+            ("scores", "biuf", np.float64, "numeric"),
+        )
+        for name, kinds, dtype, what in parallel:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, np.ndarray) or value.shape != (k,):
+                raise RenderError(
+                    f"{name} must be a 1D np.ndarray with shape ({k},) for {k} boxes, but got {_shape_text(value)}"
+                )
+            set_(name, _as(value, name, kinds, dtype, what))
+
+    def __len__(self) -> int:
+        return self.xyxy.shape[0]
+
+    def take(self, index: np.ndarray) -> Boxes:
+        """The boxes at ``index`` (an index or bool array), in that order, with their labels and scores."""
+        return Boxes(
+            self.xyxy[index],
+            None if self.labels is None else self.labels[index],
+            None if self.scores is None else self.scores[index],
+        )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Example:
+    """One example, ready to draw; every field but ``image`` may be None.
+
+    * ``image``: (H, W, 3) uint8 RGB (``image.to_rgb_uint8`` makes one);
+    * ``pred``, ``gt``: predicted and ground-truth ``Boxes`` (every valid box;
+      the score threshold and ``max_boxes`` are style, applied when drawing);
+    * ``mask``, ``gt_mask``: (h, w) int64 class maps (``masks.read_class_map``),
+      resized to the image when drawn; ``NO_CLASS`` pixels are never drawn;
+    * ``label``: the true class id; ``pred_label``: the predicted one
+      (``pred_labels``, else the arg-max of ``probs``); ``score``: its score
+      (``pred_scores``, else its probability); ids may be ``NO_CLASS``;
+    * ``probs``: (K,) float64 class probabilities;
+    * ``example_id``: the example's id (``ids``), an int, float or str;
+    * ``class_names``: id → name, stored as a tuple.
+
+    >>> Example(np.zeros((2, 3, 3), np.uint8), label=1, class_names=["cat", "dog"]).class_names
+    ('cat', 'dog')
+    """
+
+    image: np.ndarray
+    pred: Boxes | None = None
+    gt: Boxes | None = None
+    mask: np.ndarray | None = None
+    gt_mask: np.ndarray | None = None
+    label: int | None = None
+    pred_label: int | None = None
+    score: float | None = None
+    probs: np.ndarray | None = None
+    example_id: int | float | str | None = None
+    class_names: Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        set_ = functools.partial(object.__setattr__, self)
+        image = self.image
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+            raise RenderError(
+                f"image must be a 3D np.ndarray with shape (H, W, 3), but got {_shape_text(image)}; "
+                "to_rgb_uint8 makes one from any supported image"
+            )
+        if image.dtype != np.uint8:
+            raise RenderError(f"image must be uint8 RGB, but got dtype {image.dtype}; to_rgb_uint8 converts it")
+        for name in ("pred", "gt"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), Boxes):
+                raise RenderError(f"{name} must be Boxes or None, but got a {type(getattr(self, name)).__name__}")
+        for name in ("mask", "gt_mask"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, np.ndarray) or value.ndim != 2 or value.size == 0:
+                raise RenderError(f"{name} must be a non-empty 2D np.ndarray class map, but got {_shape_text(value)}")
+            set_(name, _as(value, name, "biu", np.int64, "integer class ids (read_class_map reads float maps)"))
+        for name in ("label", "pred_label"):
+            value = getattr(self, name)
+            if value is not None and not is_int(value):
+                raise RenderError(f"{name} must be an int class id or None, but got {value!r}")
+            if value is not None:
+                set_(name, int(value))
+        if self.score is not None:
+            if not (is_int(self.score) or isinstance(self.score, (float, np.floating))):
+                raise RenderError(f"score must be a number or None, but got {self.score!r}")
+            set_("score", float(self.score))
+        if self.probs is not None:
+            if not isinstance(self.probs, np.ndarray) or self.probs.ndim != 1 or self.probs.size == 0:
+                raise RenderError(f"probs must be a non-empty 1D np.ndarray, but got {_shape_text(self.probs)}")
+            set_("probs", _as(self.probs, "probs", "biuf", np.float64, "numeric"))
+        if self.example_id is not None and not isinstance(self.example_id, (int, float, str)):
+            raise RenderError(f"example_id must be an int, float or str, but got a {type(self.example_id).__name__}")
+        if self.class_names is not None:
+            set_("class_names", check_names(self.class_names, "class_names"))
+
+
+_DEFAULT_READ = ReadOptions()
+
+
+def read_example(arrays: Mapping[str, Any], read: ReadOptions = _DEFAULT_READ) -> Example:
+    """Read one example (canonical field names, or an ODAPI dict → arrays without a batch axis).
+
+    Only ``images`` is required; a field set to None counts as absent. Rows of
+    ``boxes`` beyond ``num_boxes`` (padding) and boxes with NaN/inf are dropped.
+    The arrays are never modified; ``Example.image`` may be a read-only view of
+    ``images``.
+
+    >>> ex = read_example({"images": np.zeros((4, 6), np.uint8), "boxes": np.array([[0.0, 0.0, 0.5, 1.0]])})
+    >>> ex.image.shape, ex.pred.xyxy.tolist()
+    ((4, 6, 3), [[0.0, 0.0, 6.0, 2.0]])
+    """
+    check_type(read, ReadOptions, "read")
+    fields = to_canonical(arrays)  # an Object Detection API dict is read as it comes
+    if fields.get("images") is None:
+        raise RenderError(f"example has no 'images' field; it has {sorted(fields)}")
+    image = rgb_view(
+        fields["images"], layout=read.layout, bgr=read.bgr, value_range=read.value_range, mean=read.mean, std=read.std
+    )
+    image = image.view()
+    image.setflags(write=False)  # the record must not become a way to write into the caller's array
+    h0, w0 = image.shape[:2]
+    box_format = read.box_format or DEFAULT_BOX_FORMAT
+    box_coords = read.box_coords or DEFAULT_BOX_COORDS
+    pred = _boxes(fields, "boxes", "box_labels", "box_scores", "num_boxes", box_format, box_coords, w0, h0)
+    gt = _boxes(fields, "gt_boxes", "gt_box_labels", None, "gt_num_boxes", box_format, box_coords, w0, h0)
+
+    true = _scalar(fields, "labels")
+    label = None if true is None else int(class_ids(true, "labels"))
+    probs = _probs(fields)
+    pred_value = _scalar(fields, "pred_labels")
+    if pred_value is None and probs is not None and np.isfinite(probs).any():
+        pred_value = int(np.nanargmax(np.where(np.isfinite(probs), probs, -np.inf)))
+    pred_label = None if pred_value is None else int(class_ids(pred_value, "pred_labels"))
+    score = _scalar(fields, "pred_scores")
+    if score is not None:
+        score = _number(score, "pred_scores")
+    elif probs is not None and pred_label is not None and 0 <= pred_label < probs.shape[0]:
+        score = float(probs[pred_label])
+    ident = _scalar(fields, "ids")
+    return Example(
+        image=image,
+        pred=pred,
+        gt=gt,
+        mask=None if fields.get("masks") is None else read_class_map(fields["masks"], "field 'masks'"),
+        gt_mask=None if fields.get("gt_masks") is None else read_class_map(fields["gt_masks"], "field 'gt_masks'"),
+        label=label,
+        pred_label=pred_label,
+        score=score,
+        probs=probs,
+        example_id=None if ident is None else _id_value(ident),
+        class_names=read.class_names,
+    )
+
+
+def _scalar(fields: Mapping[str, Any], name: str) -> Any:
+    """The single value of field ``name`` (a scalar, 0-d or 1-element array), or None if absent."""
+    if fields.get(name) is None:
+        return None
+    a = np.asarray(fields[name])
+    if a.size != 1:
+        raise RenderError(f"field '{name}' must be a scalar for one example, but got shape {a.shape}")
+    return a.reshape(-1)[0]
+
+
+def _number(value: Any, name: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise RenderError(f"field '{name}' must hold numbers, got {value!r}") from None
+
+
+def _vector(fields: Mapping[str, Any], name: str, n: int) -> np.ndarray | None:
+    """The first ``n`` entries of 1-d field ``name`` (parallel to boxes), or None if absent."""
+    if fields.get(name) is None:
+        return None
+    if np.ndim(fields[name]) > 1:
+        raise RenderError(f"field '{name}' must be 1-d for one example, but got shape {np.shape(fields[name])}")
+    a = np.asarray(fields[name]).reshape(-1)
+    if a.shape[0] < n:
+        raise RenderError(f"field '{name}' has {a.shape[0]} entries but there are {n} boxes")
+    return a[:n]
+
+
+def _boxes(
+    fields: Mapping[str, Any],
+    boxes_name: str,
+    labels_name: str,
+    scores_name: str | None,
+    num_name: str,
+    box_format: str,
+    box_coords: str,
+    w0: int,
+    h0: int,
+) -> Boxes | None:
+    """Valid boxes of one kind in original-image pixel xyxy, padding rows and NaN/inf rows dropped."""
+    if fields.get(boxes_name) is None:
+        return None
+    b = as_box_array(fields[boxes_name], f"field '{boxes_name}'")
+    n = b.shape[0]
+    num = _scalar(fields, num_name)
+    if num is not None:
+        if np.asarray(num).dtype.kind not in "biuf":  # float() would take "3" and choke on a date
+            raise RenderError(f"field '{num_name}' must be a number of boxes, got {num!r}")
+        num = float(num)
+        n = int(min(max(num, 0), n)) if math.isfinite(num) else n
+    labels = _vector(fields, labels_name, n)
+    scores = _vector(fields, scores_name, n) if scores_name else None
+    xyxy, keep = to_pixel_xyxy_keep(b[:n], box_format, box_coords, w0, h0)
+    if labels is not None:
+        labels = class_ids(labels, labels_name)[keep]
+    if scores is not None:
+        try:
+            scores = scores.astype(np.float64)[keep]
+        except (TypeError, ValueError):
+            raise RenderError(f"field '{scores_name}' must be numeric, got dtype {scores.dtype}") from None
+    return Boxes(xyxy, labels, scores)
+
+
+def _probs(fields: Mapping[str, Any]) -> np.ndarray | None:
+    if fields.get("probs") is None:
+        return None
+    p = np.asarray(fields["probs"])
+    if p.ndim != 1 or p.size == 0:
+        raise RenderError(f"field 'probs' must be a non-empty 1-d (K,) array for one example, but got shape {p.shape}")
+    try:
+        return p.astype(np.float64)
+    except (TypeError, ValueError):
+        raise RenderError(f"field 'probs' must be numeric, got dtype {p.dtype}") from None
+
+
+def _id_value(value: Any) -> int | float | str:
+    """An ``ids`` value as a plain int, float or str: bytes decoded (UTF-8, bad bytes replaced)."""
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("utf-8", errors="replace")
+    value = value.item() if isinstance(value, np.generic) else value
+    return value if isinstance(value, (int, float, str)) else str(value)

@@ -1,0 +1,181 @@
+"""The renderer's two option records: how to READ an example's arrays, and how to DRAW it.
+
+``ReadOptions`` says what the arrays mean (class names, box format, image
+layout and value range...): it usually comes from a shard's metadata, so each
+field is None until someone sets it, and the reader falls back to the schema
+default. ``RenderOptions`` is drawing style only. Both are frozen and check
+every field on construction (ConfigError, in ``_checks``' words).
+
+``RenderOptions`` still takes the read keywords it used to hold, with a
+DeprecationWarning; they are kept in ``RenderOptions.legacy_read``:
+
+>>> import warnings
+>>> with warnings.catch_warnings(record=True) as caught:
+...     warnings.simplefilter("always")
+...     old = RenderOptions(topk=3, class_names=["cat", "dog"])
+>>> caught[0].category.__name__, old.legacy_read.class_names
+('DeprecationWarning', ('cat', 'dog'))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from .._checks import check_bool, check_choice, check_int, check_names, check_number, check_optional_int, check_type
+from ..schema import BOX_COORDS, BOX_FORMATS, IMAGE_LAYOUTS, BoxCoords, BoxFormat, ImageLayout
+from .image import Stat, ValueRange, check_stat, check_value_range
+from .masks import check_alpha
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadOptions:
+    """How to read one example's arrays; None means "not set" (the reader then uses the schema default).
+
+    * ``class_names``: id → name; ids out of range are shown as numbers.
+    * ``box_format``, ``box_coords``: how ``boxes``/``gt_boxes`` are written
+      (``schema.BOX_FORMATS``/``BOX_COORDS``; unset: ``DEFAULT_BOX_FORMAT``/``DEFAULT_BOX_COORDS``).
+    * ``layout``: ``HWC``, ``CHW`` or ``HW``; unset: guessed by ``schema.image_layout``.
+    * ``bgr``, ``value_range``, ``mean``, ``std``: how pixels become RGB (see ``image.to_rgb_uint8``).
+
+    ``class_names``, ``value_range``, ``mean`` and ``std`` are stored as tuples.
+
+    >>> ReadOptions(class_names=["cat", "dog"], box_format="xyxy", box_coords="pixels").class_names
+    ('cat', 'dog')
+    """
+
+    class_names: Sequence[str] | None = None
+    box_format: BoxFormat | None = None
+    box_coords: BoxCoords | None = None
+    layout: ImageLayout | None = None
+    bgr: bool = False
+    value_range: ValueRange = None
+    mean: Stat = None
+    std: Stat = None
+
+    def __post_init__(self) -> None:
+        set_ = functools.partial(object.__setattr__, self)  # frozen: normalised values go in this way
+        if self.class_names is not None:
+            set_("class_names", check_names(self.class_names, "class_names"))
+        for name, choices in (("box_format", BOX_FORMATS), ("box_coords", BOX_COORDS), ("layout", IMAGE_LAYOUTS)):
+            if getattr(self, name) is not None:
+                check_choice(getattr(self, name), choices, name)
+        check_bool(self.bgr, "bgr")
+        set_("value_range", check_value_range(self.value_range))
+        for name in ("mean", "std"):
+            set_(name, check_stat(getattr(self, name), name))
+
+
+class _ReadKeyword:
+    """A deprecated ``RenderOptions`` keyword that belongs to ``ReadOptions``.
+
+    It is an ``InitVar``, so it is no field of its own (not in repr, eq or
+    ``dataclasses.fields``); read back on an instance it gives ``legacy_read``'s
+    value, so old code reading ``options.class_names`` still sees the names.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return None  # the keyword's default, as ``dataclasses`` reads it from the class
+        return None if obj.legacy_read is None else getattr(obj.legacy_read, self.name)
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderOptions:
+    """How ``draw_example`` draws (style only); every field is checked on construction (ConfigError).
+
+    * ``score_threshold``, ``max_boxes``: predicted boxes kept (highest scores first).
+    * ``side_by_side``: ground truth left, prediction right, instead of one overlay.
+    * ``match_iou``: colour predictions TP/FP and gt boxes missed, instead of by class.
+    * ``mask_alpha``, ``mask_outline``, ``background_class`` (None: draw class 0 too): masks.
+    * ``topk``: rows of the probability bar chart (0: none).
+    * ``min_size``: small images are upscaled by an integer factor up to this shortest side.
+    * ``draw_gt``, ``draw_caption``: switch the gt overlay and the caption strip off.
+
+    The read keywords (``class_names``, ``box_format``, ``box_coords``,
+    ``layout``, ``bgr``, ``value_range``, ``mean``, ``std``) are deprecated here:
+    pass them as ``ReadOptions`` (or ``ExportOptions(read=...)``). They are still
+    accepted, with a DeprecationWarning, and kept in ``legacy_read``, which
+    ``render_example`` reads with when it is given no ``ReadOptions``. They are
+    no fields (not in repr, eq or ``dataclasses.fields``); read back
+    (``options.class_names``) they give ``legacy_read``'s value, None when unset.
+    ``dataclasses.replace`` carries ``legacy_read`` over without warning again.
+
+    >>> RenderOptions(topk=3, match_iou=0.5).topk
+    3
+    """
+
+    score_threshold: float = 0.0
+    max_boxes: int = 100
+    side_by_side: bool = False
+    match_iou: float | None = None
+    mask_alpha: float = 0.5
+    mask_outline: bool = False
+    background_class: int | None = 0
+    topk: int = 0
+    min_size: int = 128
+    draw_gt: bool = True
+    draw_caption: bool = True
+    _: dataclasses.KW_ONLY
+    class_names: dataclasses.InitVar[Sequence[str] | None] = _ReadKeyword()
+    box_format: dataclasses.InitVar[BoxFormat | None] = _ReadKeyword()
+    box_coords: dataclasses.InitVar[BoxCoords | None] = _ReadKeyword()
+    layout: dataclasses.InitVar[ImageLayout | None] = _ReadKeyword()
+    bgr: dataclasses.InitVar[bool | None] = _ReadKeyword()
+    value_range: dataclasses.InitVar[ValueRange] = _ReadKeyword()
+    mean: dataclasses.InitVar[Stat] = _ReadKeyword()
+    std: dataclasses.InitVar[Stat] = _ReadKeyword()
+    legacy_read: ReadOptions | None = None
+
+    def __post_init__(
+        self,
+        class_names: Sequence[str] | None,
+        box_format: str | None,
+        box_coords: str | None,
+        layout: str | None,
+        bgr: bool | None,
+        value_range: ValueRange,
+        mean: Stat,
+        std: Stat,
+    ) -> None:
+        check_number(self.score_threshold, "score_threshold")
+        check_int(self.max_boxes, "max_boxes", minimum=0)
+        check_bool(self.side_by_side, "side_by_side")
+        if self.match_iou is not None:
+            check_number(self.match_iou, "match_iou", above=0.0, maximum=1.0)
+        check_alpha(self.mask_alpha, "mask_alpha")
+        check_bool(self.mask_outline, "mask_outline")
+        check_optional_int(self.background_class, "background_class")
+        check_int(self.topk, "topk", minimum=0)
+        check_int(self.min_size, "min_size", minimum=0)
+        check_bool(self.draw_gt, "draw_gt")
+        check_bool(self.draw_caption, "draw_caption")
+        if self.legacy_read is not None:
+            check_type(self.legacy_read, ReadOptions, "legacy_read")
+        keywords = {
+            "class_names": class_names, "box_format": box_format, "box_coords": box_coords, "layout": layout,
+            "bgr": bgr, "value_range": value_range, "mean": mean, "std": std,
+        }  # fmt: skip
+        given = {name: value for name, value in keywords.items() if value is not None}
+        if not given:
+            return
+        read = dataclasses.replace(self.legacy_read or ReadOptions(), **given)  # checks the values
+        if read == self.legacy_read:
+            return  # ``dataclasses.replace`` handing the keywords back: they read as legacy_read's values
+        if self.legacy_read is not None:  # name only what is new, not what replace() carried over
+            given = {k: v for k, v in given.items() if getattr(read, k) != getattr(self.legacy_read, k)}
+        object.__setattr__(self, "legacy_read", read)
+        names = ", ".join(given)
+        warnings.warn(
+            f"RenderOptions({names}) is deprecated: RenderOptions is drawing style only. Pass "
+            f"ReadOptions({names}) instead: render_example(arrays, style, ReadOptions(...)), or "
+            "ExportOptions(read=ReadOptions(...))",
+            DeprecationWarning,
+            stacklevel=3,
+        )
