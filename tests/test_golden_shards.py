@@ -95,3 +95,17 @@ def test_golden_v1_shards_export(writer, tmp_path):
     for event in acc.Scalars("metrics/accuracy"):
         want = expected_arrays(event.step)
         assert event.value == pytest.approx(float((want["labels"] == want["pred_labels"]).mean()))
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+def test_golden_v1_1_shards_export(writer, tmp_path):
+    from tbutil import read_events
+
+    from exporter.api import export
+
+    report = export(GOLDEN_1_1 / writer, tmp_path / "logs")
+    assert report.steps == [100, 200] and not report.bad
+    acc = read_events(tmp_path / "logs")
+    example_tags = [t for t in acc.Tags()["images"] if t.startswith("examples/")]
+    assert len(example_tags) == 6  # one per id, the same at both steps
+    assert all([e.step for e in acc.Images(t)] == [100, 200] for t in example_tags)
