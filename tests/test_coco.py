@@ -11,10 +11,10 @@ import pycocotools.mask as mask_api
 import pytest
 from PIL import Image
 
-from exporter import DatasetError, MissingDependencyError
+from exporter import DatasetError, MissingDependencyError, open_run
 from exporter.cli import main
 from exporter.coco import import_coco
-from exporter.shards import find_shard_files, open_run
+from exporter.shards import find_shard_files
 from exporter.validation import validate_shard
 
 CATEGORIES = [  # ids with gaps, not in order: indices follow the ids (1 → 0, 3 → 1, 7 → 2)

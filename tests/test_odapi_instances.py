@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exporter import ShardWriter
+from exporter import ShardWriter, open_run
 from exporter.odapi import reframe_box_masks, to_canonical
-from exporter.shards import find_shard_files, open_run
+from exporter.shards import find_shard_files
 from exporter.validation import validate_shard
 
 H, W, P = 40, 60, 3

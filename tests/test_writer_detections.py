@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter import ConfigError, ShardWriter
-from exporter.shards import find_shard_files, open_run
+from exporter import ConfigError, ShardWriter, open_run
+from exporter.shards import find_shard_files
 from exporter.validation import validate_shard
 
 NAMES = ["person", "bike", "car"]

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exporter import ConfigError, ShardWriter
+from exporter import ConfigError, ShardWriter, open_run
 from exporter.capture.torchvision import WRITER_OPTIONS, to_fields
 from exporter.coco import PERSON_KEYPOINTS, PERSON_SKELETON
-from exporter.shards import find_shard_files, open_run
+from exporter.shards import find_shard_files
 from exporter.validation import validate_shard
 
 H, W, P = 24, 32, 17
