@@ -205,6 +205,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"refuse shards needing more memory than this (default {DEFAULT_MAX_BYTES >> 20})")
 
     p = sub.add_parser(
+        "import-coco",
+        help="turn a COCO ground-truth file, a detections results file and the images into shards",
+        description="Write shards (format 1.1) from a COCO ground truth, a COCO results list (what detectron2, "
+        "MMDetection and YOLO tools write) and the image files: boxes, classes, scores, and where present instance "
+        "masks and keypoints. Segmentations need pycocotools: pip install 'summary-exporter[coco]'.",
+        epilog="example:\n  summary-exporter import-coco instances_val2017.json detections.json val2017 eval_shards "
+        "--step 90000\n  summary-exporter export eval_shards logs/coco --score-threshold 0.3",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("gt", metavar="GT.json", help="COCO ground truth: images, annotations, categories")
+    p.add_argument("results", metavar="RESULTS.json", help="COCO results: a list of {image_id, category_id, bbox, score}")
+    p.add_argument("images", metavar="IMAGES_DIR", help="folder the ground truth's file_name entries are in")
+    p.add_argument("out", metavar="SHARDS", help="run folder to write the shards into (a new dump of the step)")
+    p.add_argument("--step", type=int, default=0, metavar="N", help="global step of the checkpoint evaluated (default 0)")
+    p.add_argument("--skip-bad", action="store_true", help="leave out bad images and entries, list them, import the rest")
+    p.add_argument("--no-compress", action="store_true", help="store the arrays uncompressed (masks grow ~50x)")
+    p.add_argument("--max-shard-mb", type=_positive_int, default=64, metavar="MB",
+                   help="arrays per shard, before compression (default 64)")
+
+    p = sub.add_parser(
         "demo",
         help="train a tiny Estimator on generated shapes, capture two checkpoints, export (needs summary-exporter[estimator])",
         epilog="example:\n  summary-exporter demo demo_out && tensorboard --logdir demo_out/logs",
@@ -318,6 +338,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "render":
         paths = api.render(args.shards, args.outdir, _options(args), progress=not args.no_progress, wait=args.wait)
         print(f"wrote {len(paths)} PNG files under {args.outdir}")
+        return 0
+    if args.command == "import-coco":
+        from .coco import import_coco
+
+        report = import_coco(args.gt, args.results, args.images, args.out, step=args.step, skip_bad=args.skip_bad,
+                             compress=not args.no_compress, max_shard_bytes=args.max_shard_mb << 20)
+        for line in report.skipped:
+            print(f"skipped: {line}", file=sys.stderr)
+        print(report)
         return 0
     if args.command == "bench":
         from .bench import run as run_bench

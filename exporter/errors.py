@@ -13,6 +13,7 @@ working::
     ├── RunNotFoundError (FileNotFoundError)  no shard folder / no shards where asked
     ├── RenderError (ValueError)           inputs the renderer cannot draw
     ├── ConfigError (ValueError)           an option or argument that cannot work
+    ├── DatasetError (ValueError)          a dataset to import (COCO json, its images) is incomplete or malformed
     ├── WriterError (RuntimeError)         the background shard writer failed
     ├── NothingExportedError (RuntimeError)  every shard was bad: no event file was written
     ├── OutputError (OSError)              the output folder or a file in it cannot be written;
@@ -73,6 +74,10 @@ class RenderError(ExporterError, ValueError):
 
 class ConfigError(ExporterError, ValueError):
     """An option or argument that cannot work."""
+
+
+class DatasetError(ExporterError, ValueError):
+    """A dataset to import (``exporter.coco``) has a missing file or a malformed entry; the message names it."""
 
 
 class WriterError(ExporterError, RuntimeError):

@@ -91,10 +91,45 @@ class Problem:
 # --------------------------------------------------------------------------- writing
 
 
+def as_array(name: str, value: Any) -> np.ndarray:
+    """``value`` as a numpy array: arrays, lists, and framework tensors (``.detach().cpu().numpy()``, ``__array__``).
+
+    No framework is imported: a torch tensor is recognised by its methods. A
+    generator or other one-shot iterator is refused, since ``np.asarray`` would
+    make a 0-d object of it.
+
+    >>> as_array("labels", (i for i in range(3)))
+    Traceback (most recent call last):
+    ...
+    exporter.errors.ConfigError: field 'labels' is a generator, which is read only once and has no shape: pass a list or an array, e.g. list(...) or np.stack(list(...))
+    """
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, Iterator):
+        raise ConfigError(
+            f"field '{name}' is a {type(value).__name__}, which is read only once and has no shape: "
+            "pass a list or an array, e.g. list(...) or np.stack(list(...))"
+        )
+    if callable(getattr(value, "detach", None)) and callable(getattr(value, "numpy", None)):
+        value = value.detach()  # a torch tensor: off the autograd graph and the GPU first
+        value = value.cpu() if callable(getattr(value, "cpu", None)) else value
+        value = value.numpy()
+    try:
+        return np.asarray(value)
+    except ValueError as exc:  # numpy >= 1.24: a list of differently shaped arrays
+        shapes = sorted({np.shape(v) for v in value}) if isinstance(value, (list, tuple)) else None
+        if shapes is None or len(shapes) < 2:
+            raise ConfigError(f"field '{name}' cannot be made an array: {exc}") from None
+        raise ConfigError(
+            f"field '{name}' is a list of arrays of different shapes {shapes}: a shard holds one shape per field, "
+            "so add them in separate add() calls (a new shape starts a new shard)"
+        ) from None
+
+
 def as_field_array(name: str, value: Any) -> np.ndarray:
     """Coerce one batch-major field to a storable array: numbers stay, text becomes fixed-width unicode."""
     check_field_name(name)
-    arr = np.asarray(value)
+    arr = as_array(name, value)
     if arr.ndim == 0:
         raise ConfigError(f"field '{name}' must be batch-major with a leading N axis, got a scalar")
     kind = arr.dtype.kind

@@ -15,6 +15,7 @@ import numpy as np
 
 from .errors import ShardError, ShardTooLargeError
 from .schema import (
+    BOX_GROUPS,
     CANONICAL_FIELDS,
     CORNER_FORMATS,
     STEP_DIR_PREFIX,
@@ -25,7 +26,8 @@ from .schema import (
 )
 from .shards import DEFAULT_MAX_BYTES, Problem, Shard
 
-#: Fields holding class ids, and which of the metadata's name lists bounds them.
+#: Fields holding class ids: ``masks``/``gt_masks`` are bounded by the mask names (else the class names), the
+#: others by the class names; ``box_labels``/``gt_box_labels`` only within ``num_boxes``/``gt_num_boxes``.
 _CLASS_ID_FIELDS = ("labels", "pred_labels", "box_labels", "gt_box_labels", "masks", "gt_masks")
 
 
@@ -70,10 +72,17 @@ def check_arrays(meta: ShardMeta, arrays: Mapping[str, np.ndarray]) -> list[tupl
         elif spec.kind == "int":
             if kind not in "iub":
                 problems.append((name, f"has dtype {arr.dtype}, expected integer class ids"))
+        elif spec.kind == "binary":
+            if kind not in "biu":
+                problems.append((name, f"has dtype {arr.dtype}, expected bool masks (threshold soft masks first)"))
+            elif arr.shape[1] and 0 in arr.shape[2:]:
+                problems.append((name, f"has shape {arr.shape}: an empty mask cannot be drawn"))
         elif kind not in "biuf":
             problems.append((name, f"has dtype {arr.dtype}, expected numbers"))
         elif spec.kind == "box" and arr.shape[-1] != 4:
             problems.append((name, f"has shape {arr.shape}, expected (N, M, 4)"))
+        elif spec.kind == "point" and arr.shape[-1] != 2:
+            problems.append((name, f"has shape {arr.shape}, expected (N, M, P, 2): x, y per keypoint"))
         elif name in ("images", "masks", "gt_masks") and 0 in arr.shape[1:]:
             problems.append((name, f"has shape {arr.shape}: an empty picture cannot be drawn"))
         elif name == "images" and image_layout(arr.shape[1:], meta.image_layout) is None:
@@ -99,37 +108,56 @@ def _check_values(meta: ShardMeta, a: Mapping[str, np.ndarray]) -> list[tuple[st
     problems: list[tuple[str | None, str]] = []
     ncls = len(meta.class_names) if meta.class_names else None
     nmask = len(meta.mask_class_names) if meta.mask_class_names else None
+    rows = {boxes: _box_rows(a, boxes) for boxes in BOX_GROUPS}
     # NaN/inf pixels are not a problem: images hold whatever the model saw (masked depth, a bad
     # normalisation...) and the renderer draws NaN black, +inf white, -inf black (render/image.py).
     for name in _CLASS_ID_FIELDS:
-        if name in a and a[name].size:
-            lo, hi = int(a[name].min()), int(a[name].max())
-            if lo < 0 and name not in ("box_labels", "gt_box_labels"):
-                problems.append((name, f"has negative class id {lo}"))
-            limit, what = (nmask, "mask class names") if name.endswith("masks") else (ncls, "class names")
-            if limit is not None and hi >= limit:
-                problems.append((name, f"has class id {hi}, outside the {limit} {what}"))
+        if name not in a or not a[name].size:
+            continue
+        ids = a[name]
+        if name.endswith("masks"):
+            # mask ids are checked like box labels, against the mask names (else the class names);
+            # the background id means "no class" and may lie outside them (255, -1...)
+            limit, what = (nmask, "mask class names") if nmask else (ncls, "class names (no mask_class_names)")
+            ends = _id_range(ids, meta.mask_background)
+            if ends is None:
+                continue
+            lo, hi = ends
+        else:
+            limit, what = ncls, "class names"
+            box_rows = rows["gt_boxes" if name.startswith("gt_") else "boxes"] if name.endswith("box_labels") else None
+            if box_rows is not None and box_rows.shape == ids.shape:
+                ids = ids[box_rows]  # rows beyond num_boxes are padding: never checked
+                if not ids.size:
+                    continue
+            lo, hi = int(ids.min()), int(ids.max())
+        if lo < 0 and name not in ("box_labels", "gt_box_labels"):
+            problems.append((name, f"has negative class id {lo}"))
+        if limit is not None and hi >= limit:
+            problems.append((name, f"has class id {hi}, outside the {limit} {what}"))
     for name in ("pred_scores", "probs", "box_scores"):
         if name in a and a[name].dtype.kind == "f" and not np.isfinite(a[name]).all():
             problems.append((name, "has NaN/inf scores"))
-    for boxes, count, labels in (("boxes", "num_boxes", "box_labels"), ("gt_boxes", "gt_num_boxes", "gt_box_labels")):
+    for boxes, (count, parallel) in BOX_GROUPS.items():
         if boxes not in a:
-            if count in a or labels in a:
-                problems.append((count if count in a else labels, f"is present but '{boxes}' is not"))
+            present = [f for f in (count, *parallel) if f in a]
+            if present:
+                problems.append((present[0], f"is present but '{boxes}' is not"))
             continue
-        m = a[boxes].shape[1]
-        for parallel in (labels, "box_scores") if boxes == "boxes" else (labels,):
-            if parallel in a and a[parallel].shape[:2] != a[boxes].shape[:2]:
-                problems.append(
-                    (parallel, f"has shape {a[parallel].shape}, expected {a[boxes].shape[:2]} to match '{boxes}'")
-                )
-        valid = np.ones(a[boxes].shape[:2], dtype=bool)
+        shape = a[boxes].shape[:2]
+        for name in parallel:
+            if name in a and a[name].shape[:2] != shape:
+                dims = "" if a[name].ndim == 2 else "its first two dims "
+                problems.append((name, f"has shape {a[name].shape}, expected {dims}{shape} to match '{boxes}'"))
+        m = shape[1]
         if count in a:
             c = a[count]
             if c.size and (c.min() < 0 or c.max() > m):
                 problems.append((count, f"has values in [{c.min()}, {c.max()}], expected 0..{m} (the padded box count)"))
                 continue
-            valid = np.arange(m)[None, :] < c[:, None]
+        valid = rows[boxes]
+        if valid is None:
+            continue
         b = a[boxes][valid].astype(np.float64)
         if not b.size:
             continue
@@ -146,4 +174,77 @@ def _check_values(meta: ShardMeta, a: Mapping[str, np.ndarray]) -> list[tuple[st
             problems.append(
                 (boxes, f"has coordinates in [{b.min():.3g}, {b.max():.3g}] but box_coords is 'normalized' (0..1)")
             )
+    problems.extend(_check_instances(meta, a, rows))
+    return problems
+
+
+def _box_rows(a: Mapping[str, np.ndarray], boxes: str) -> np.ndarray | None:
+    """(N, M) bool: which rows of ``boxes`` are boxes (within its count), not padding; None if it cannot say."""
+    if boxes not in a:
+        return None
+    n, m = a[boxes].shape[:2]
+    count = a.get(BOX_GROUPS[boxes][0])
+    if count is None:
+        return np.ones((n, m), dtype=bool)
+    if count.size and (count.min() < 0 or count.max() > m):
+        return None
+    return np.arange(m)[None, :] < count[:, None]
+
+
+def _id_range(ids: np.ndarray, background: int | None) -> tuple[int, int] | None:
+    """Smallest and largest id of a class map, leaving out ``background``; None if nothing else is there."""
+    lo, hi = int(ids.min()), int(ids.max())
+    if background is None or background not in (lo, hi):
+        return lo, hi  # the background id is not at an end: the ends are classes
+    rest = ids[ids != background]
+    return (int(rest.min()), int(rest.max())) if rest.size else None
+
+
+def _check_instances(
+    meta: ShardMeta, a: Mapping[str, np.ndarray], rows: Mapping[str, np.ndarray | None]
+) -> list[tuple[str | None, str]]:
+    """Format 1.1: instance masks and keypoints against their boxes, each other and the keypoint metadata."""
+    problems: list[tuple[str | None, str]] = []
+    for name in ("instance_masks", "gt_instance_masks"):
+        if name in a and a[name].dtype.kind != "b" and a[name].size and (a[name].min() < 0 or a[name].max() > 1):
+            problems.append((name, "holds values other than 0 and 1, expected bool masks (nonzero = inside the instance)"))
+    pred, gt = a.get("instance_masks"), a.get("gt_instance_masks")
+    if pred is not None and gt is not None and pred.shape[1] and gt.shape[1] and pred.shape[2:] != gt.shape[2:]:
+        problems.append(
+            ("gt_instance_masks", f"has masks of {gt.shape[2:]}, expected the (H, W) {pred.shape[2:]} of 'instance_masks'")
+        )
+    if "keypoint_scores" in a:
+        if "keypoints" not in a:
+            problems.append(("keypoint_scores", "is present but 'keypoints' is not"))
+        elif a["keypoint_scores"].shape != a["keypoints"].shape[:3]:
+            want = a["keypoints"].shape[:3]
+            problems.append(("keypoint_scores", f"has shape {a['keypoint_scores'].shape}, expected {want} to match 'keypoints'"))
+    counts = {name: a[name].shape[2] for name in ("keypoints", "gt_keypoints") if name in a}
+    if len(set(counts.values())) > 1:
+        problems.append(("gt_keypoints", f"has {counts['gt_keypoints']} keypoints per box, 'keypoints' has {counts['keypoints']}"))
+    if counts:
+        name, p = next(iter(counts.items()))
+        if meta.keypoint_names is not None and len(meta.keypoint_names) != p:
+            problems.append((name, f"has {p} keypoints per box, but metadata 'keypoint_names' names {len(meta.keypoint_names)}"))
+        if meta.keypoint_edges:
+            worst = max(max(e) for e in meta.keypoint_edges)
+            if worst >= p:
+                problems.append((name, f"has {p} keypoints per box, but metadata 'keypoint_edges' joins keypoint {worst}"))
+    for name, boxes in (("keypoints", "boxes"), ("gt_keypoints", "gt_boxes")):
+        valid = rows.get(boxes)
+        if name not in a or valid is None or a[name].shape[:2] != valid.shape:
+            continue
+        k = a[name][valid].astype(np.float64).reshape(-1, 2)
+        if np.isinf(k).any():
+            problems.append((name, "has infinite coordinates (NaN marks a missing keypoint)"))
+            continue
+        k = k[~np.isnan(k).any(axis=1)]
+        if meta.box_coords == "normalized" and k.size and (k.min() < -0.05 or k.max() > 1.05):
+            problems.append(
+                (name, f"has coordinates in [{k.min():.3g}, {k.max():.3g}] but box_coords is 'normalized' (0..1)")
+            )
+        if name == "keypoints" and "keypoint_scores" in a and a["keypoint_scores"].shape[:2] == valid.shape:
+            s = a["keypoint_scores"][valid]
+            if s.dtype.kind == "f" and np.isinf(s).any():
+                problems.append(("keypoint_scores", "has infinite scores (NaN marks a missing keypoint)"))
     return problems

@@ -15,6 +15,7 @@ from exporter._lock import LOCK_FILE
 from exporter.api import ExportOptions, RunSummary, export, inspect, render, validate
 from exporter.errors import ConfigError, NothingExportedError, RunNotFoundError, ShardFieldError, ShardFormatError
 from exporter.render import ReadOptions, RenderOptions, render_example
+from exporter.schema import FORMAT_VERSION
 from exporter.shards import find_shard_files
 from exporter.tensorboard import EVENT_FILE_SUFFIX
 from exporter.writer import ShardWriter
@@ -311,7 +312,7 @@ def test_inspect_reads_at_a_glance(run_dir):
     assert summary.steps == list(STEPS) and summary.examples_per_step == dict.fromkeys(STEPS, N)
     assert summary.shards_per_step == dict.fromkeys(STEPS, 2) and summary.incomplete == []
     text = str(summary)
-    needles = ("steps: 3, shards: 6, examples: 18", "u1[?,24,32,3]", "classes (7): cat, dog", "1.0", "yxyx normalized")
+    needles = ("steps: 3, shards: 6, examples: 18", "u1[?,24,32,3]", "classes (7): cat, dog", FORMAT_VERSION, "yxyx normalized")
     for needle in needles:
         assert needle in text, needle
 

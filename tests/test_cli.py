@@ -15,6 +15,7 @@ from tbutil import read_events
 from exporter.api import ExportOptions, render
 from exporter.cli import main
 from exporter.render import ReadOptions
+from exporter.schema import FORMAT_VERSION
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def test_no_command_prints_help_and_fails(capsys):
 def test_inspect_is_readable(shards, capsys):
     assert main(["inspect", str(shards)]) == 0
     out = capsys.readouterr().out
-    for text in ("format version: 1.0", "steps: 2", "step        100", "images", "u1[?,20,30,3]", "classes (2): cat, dog"):
+    for text in (f"format version: {FORMAT_VERSION}", "steps: 2", "step        100", "images", "u1[?,20,30,3]", "classes (2): cat, dog"):
         assert text in out, text
 
 

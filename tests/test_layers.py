@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("tensorboard", {"tensorboard"}),
     ("pipeline", {"metrics", "select", "options", "_incremental", "_pipeline"}),
     ("library", {"api"}),
-    ("faces", {"examples", "views", "cli", "demo", "bench", "capture", "__init__", "__main__"}),
+    ("faces", {"examples", "views", "cli", "demo", "bench", "capture", "coco", "__init__", "__main__"}),
 ]
 
 

@@ -18,7 +18,7 @@ from exporter import (
     open_run,
     validate_shard,
 )
-from exporter.schema import META_KEY, ShardMeta
+from exporter.schema import FORMAT_VERSION, META_KEY, ShardMeta
 from exporter.shards import Shard, find_shard_files
 
 
@@ -47,7 +47,7 @@ def test_plain_numpy_load_reads_a_shard_without_pickle(tmp_path):
         meta = json.loads(str(npz[META_KEY]))
         assert sorted(npz.files) == sorted(["images", "labels", META_KEY])
         assert npz["images"].shape == (2, 4, 4, 3)
-    assert meta["format"] == "summary-exporter/shard" and meta["format_version"] == "1.0"
+    assert meta["format"] == "summary-exporter/shard" and meta["format_version"] == FORMAT_VERSION
     for key in ("step", "created", "sources", "class_names", "box_format", "box_coords", "image_layout", "image_range", "versions"):
         assert key in meta, key
 
