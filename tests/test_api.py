@@ -115,7 +115,7 @@ def test_accuracy_and_topk_match_an_independent_computation(exported):
         d = step_data(step)
         assert accuracy[step] == pytest.approx(np.mean(d["pred_labels"] == d["labels"]))
         ranked = np.argsort(-d["probs"], axis=1)[:, :5]
-        assert top5[step] == pytest.approx(np.mean([l in r for l, r in zip(d["labels"], ranked)]))
+        assert top5[step] == pytest.approx(np.mean([label in r for label, r in zip(d["labels"], ranked, strict=True)]))
     assert [e.step for e in acc.Scalars("metrics/accuracy")] == list(STEPS)
 
 

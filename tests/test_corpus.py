@@ -72,7 +72,7 @@ def test_validate_prints_one_line_per_problem(case: Case, tmp_path, capsys):
         return
     assert rc == 1
     assert len(lines) == len(case.problems), lines
-    for line, expected in zip(lines, case.problems):
+    for line, expected in zip(lines, case.problems, strict=True):
         assert line.startswith(f"{path}: "), line
         assert expected in line, line
     assert "2 shard(s) checked: 1 valid, 1 with problems" in err

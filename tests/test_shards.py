@@ -115,7 +115,7 @@ def test_pickled_array_is_never_unpickled(tmp_path):
         def __reduce__(self):
             return (open, (str(marker), "w"))
 
-    arrays = {k: v for k, v in np.load(path).items()}
+    arrays = dict(np.load(path).items())
     arrays["evil"] = np.array([Evil()], dtype=object)
     np.savez(path, **arrays)
     with pytest.raises(ShardFormatError, match="never load pickles"):

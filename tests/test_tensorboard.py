@@ -151,7 +151,7 @@ def test_sample_warning_names_the_flag_and_the_count(tmp_path, steps, expected):
             w.add_image("examples/b", data, height=2, width=2, step=step)
     warnings = w.sample_warnings()
     assert len(warnings) == len(expected)
-    for message, flag in zip(warnings, expected):
+    for message, flag in zip(warnings, expected, strict=True):
         assert f"--samples_per_plugin {flag}" in message and "2 images tag(s)" in message
     assert w.samples_needed() == ({"images": 11} if expected else {})
 
