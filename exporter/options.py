@@ -41,7 +41,8 @@ class ExportOptions:
     * ``max_per_step``: cap on drawn examples per step (metrics still use every example).
     * ``grid``, ``grid_max``: a contact sheet of each step's first ``grid_max`` drawn examples.
     * ``image_format``, ``jpeg_quality``, ``png_encoder`` (``"auto"``: fpng when installed, else Pillow).
-    * ``workers``: render and encode in this many processes.
+    * ``workers``: render and encode in this many processes; ``"auto"`` (default): one per core,
+      fewer for small exports (``_pipeline.worker_count``).
     * ``metrics``, ``topk``: accuracy / top-k scalars, PR curves, confusion matrix.
     * ``skip_bad``: list bad shards and go on, instead of stopping at the first.
     * ``dumps``: ``"latest"`` dump of each step, or ``"all"``.
@@ -61,7 +62,7 @@ class ExportOptions:
     image_format: ImageFormat = "png"
     jpeg_quality: int = 90
     png_encoder: PngEncoder = "auto"
-    workers: int = 1
+    workers: int | Literal["auto"] = "auto"
     metrics: bool = True
     topk: int = 5
     skip_bad: bool = False
@@ -81,7 +82,8 @@ class ExportOptions:
         check_choice(self.image_format, IMAGE_FORMATS, "image_format")
         check_int(self.jpeg_quality, "jpeg_quality", minimum=1, maximum=100)
         check_choice(self.png_encoder, PNG_ENCODERS, "png_encoder")
-        check_int(self.workers, "workers", minimum=1)
+        if self.workers != "auto":
+            check_int(self.workers, "workers", minimum=1)
         check_int(self.max_shard_bytes, "max_shard_bytes", minimum=1)
         check_int(self.topk, "topk", minimum=1)
         check_choice(self.dumps, DUMPS, "dumps")
@@ -92,7 +94,7 @@ class ExportOptions:
 
     def output_hash(self) -> str:
         """A digest of the options that change what is drawn or tagged (workers and the PNG encoder do not)."""
-        same_output = dataclasses.replace(self, workers=1, png_encoder="auto")
+        same_output = dataclasses.replace(self, workers="auto", png_encoder="auto")
         return hashlib.sha256(repr(same_output).encode()).hexdigest()[:16]
 
 
