@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import math
 import os
 import queue
 import threading
@@ -20,7 +19,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._checks import check_bool, check_choice, check_int, check_names, check_optional_int, check_type, is_int
+from ._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_names,
+    check_optional_int,
+    check_range,
+    check_type,
+    is_int,
+)
 from .errors import ConfigError, WriterError
 from .manifest import Manifest
 from .odapi import to_canonical
@@ -105,7 +113,7 @@ class WriterConfig:
         if self.image_layout is not None:
             check_choice(self.image_layout, IMAGE_LAYOUTS, "image_layout")
         if self.image_range is not None:
-            set_("image_range", _value_range(self.image_range))
+            set_("image_range", check_range(self.image_range, "image_range"))
         check_optional_int(self.max_examples, "max_examples", minimum=0)
         check_int(self.examples_per_shard, "examples_per_shard", minimum=1)
         check_int(self.max_shard_bytes, "max_shard_bytes", minimum=1)
@@ -144,16 +152,6 @@ def _keypoint_edges(value: Any, names: Sequence[str] | None) -> tuple[tuple[int,
     if names is not None and any(max(e) >= len(names) for e in edges):
         raise ConfigError(f"keypoint_edges {value!r} joins a keypoint beyond the {len(names)} keypoint_names")
     return tuple((int(a), int(b)) for a, b in edges)
-
-
-def _value_range(value: Any) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"image_range must be (low, high), got {value!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ConfigError(f"image_range (low, high) must be finite with low < high, got {value!r}")
-    return lo, hi
 
 
 class ShardWriter:
