@@ -49,6 +49,7 @@ GT: Color = (255, 255, 255)  # gt box when there is no class to colour by
 UNKNOWN: Color = (160, 160, 160)  # box whose class id could not be read (NaN in a float array)
 BAR: Color = (90, 140, 200)  # top-k bar of a class that is not the true one
 BACKGROUND: Color = (32, 32, 32)  # grid padding, panel gaps, headers
+NONFINITE: Color = (255, 0, 255)  # pixel holding NaN/inf: magenta, which no real picture is mistaken for
 BLACK: Color = (0, 0, 0)
 WHITE: Color = (255, 255, 255)
 

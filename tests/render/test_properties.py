@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from exporter.errors import ConfigError, RenderError
-from exporter.render import ReadOptions, RenderOptions, draw_example, read_example, render_example, to_rgb_uint8
+from exporter.render import ReadOptions, RenderOptions, colors, draw_example, read_example, render_example, to_rgb_uint8
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -102,11 +102,11 @@ def test_to_rgb_uint8_accepts_every_supported_input(data):
     ),
     value_range=st.sampled_from([None, "minmax", (0.0, 1.0), (0.0, 255.0)]),
 )
-def test_non_finite_floats_map_to_black_and_white(arr, value_range):
-    out = to_rgb_uint8(arr, value_range=value_range)[..., 0]
-    assert (out[np.isnan(arr)] == 0).all()
-    assert (out[np.isneginf(arr)] == 0).all()
-    assert (out[np.isposinf(arr)] == 255).all()
+def test_non_finite_floats_are_magenta_and_finite_ones_are_not(arr, value_range):
+    out = to_rgb_uint8(arr, value_range=value_range)
+    bad = ~np.isfinite(arr)
+    assert (out[bad] == colors.NONFINITE).all()
+    assert (out[~bad][:, 0] == out[~bad][:, 1]).all()  # grey: never magenta
 
 
 @SETTINGS
