@@ -31,7 +31,7 @@ from .captions import caption, draw_topk, fit_caption, score_text, topk_rows
 from .classes import NO_CLASS, class_name
 from .colors import Color, class_color, text_color
 from .example import Boxes, Example, read_example
-from .masks import blend_into
+from .masks import blend_into, outline_dashed_into
 from .options import ReadOptions, RenderOptions
 from .text import label_size, paste_box_label, paste_label
 
@@ -62,7 +62,8 @@ class _Panel:
 
     x: int
     y: int
-    mask: np.ndarray | None
+    fills: tuple[np.ndarray, ...]  # class maps blended in this order
+    outline: np.ndarray | None  # a gt class map drawn as dashed boundaries over the fills
     gt: Boxes | None
     pred: Boxes | None
     title: str = ""
@@ -139,12 +140,17 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
     header_h = label_size("x", sizes.font)[1] if o.side_by_side else 0
     if o.side_by_side:
         panels = [
-            _Panel(0, header_h, gt_masks, gt_drawn, None, "ground truth"),
-            _Panel(w + gap, header_h, masks, None, pred, "prediction"),
+            _Panel(0, header_h, _present(gt_masks), None, gt_drawn, None, "ground truth"),
+            _Panel(w + gap, header_h, _present(masks), None, None, pred, "prediction"),
         ]
         width = 2 * w + gap
     else:
-        panels = [_Panel(0, 0, masks if masks is not None else gt_masks, gt_drawn, pred)]
+        fills, outline = _present(masks), None
+        if gt_masks is not None and (o.gt_mask == "fill" or (o.gt_mask == "outline" and masks is None)):
+            fills = (gt_masks, *fills)  # under the prediction
+        elif gt_masks is not None and o.gt_mask == "outline":
+            outline = gt_masks
+        panels = [_Panel(0, 0, fills, outline, gt_drawn, pred)]
         width = w
     caption_lines, caption_size = fit_caption(strip[0], width, sizes.font, sizes.pad) if strip else ([], sizes.font)
     caption_h = sum(label_size(t, caption_size)[1] for t in caption_lines) + (sizes.pad if caption_lines else 0)
@@ -163,15 +169,17 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
             region[...] = rgb
         else:
             region.reshape(h0, f, w0, f, 3)[...] = rgb[:, None, :, None, :]
-        if p.mask is not None:
+        for mask in p.fills:
             blend_into(
                 region,
-                p.mask,
+                mask,
                 alpha=o.mask_alpha,
                 background=o.background_class,
                 outline=o.mask_outline,
                 outline_width=max(1, sizes.line // 2),
             )
+        if p.outline is not None:
+            outline_dashed_into(region, p.outline, background=o.background_class, width=sizes.line, dash=sizes.dash)
     # dashed gt boxes are cheaper as numpy slices than as Pillow calls, and go under the predictions
     gt_labels = [
         _draw_gt(canvas, p.gt, missed, names, f, p.bounds(w, h), sizes) if p.gt is not None else [] for p in panels
@@ -202,6 +210,11 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
     if topk:
         draw_topk(img, draw, topk, y + sizes.pad, width, sizes.font, sizes.pad)
     return img
+
+
+def _present(mask: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    """``mask`` as a tuple of the class maps to fill: none, or that one."""
+    return () if mask is None else (mask,)
 
 
 def _kept(pred: Boxes | None, o: RenderOptions) -> Boxes | None:
