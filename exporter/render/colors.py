@@ -124,7 +124,7 @@ def _splitmix64(x: int) -> int:
 def _hashed_color(class_id: int) -> Color:
     """A colour drawn from the hash of ``class_id``, re-hashed until it is in the palette's band, away from RESERVED."""
     h = class_id & 0xFFFFFFFFFFFFFFFF
-    reserved = to_oklab(RESERVED)
+    reserved = _reserved_oklab()
     while True:  # about 1 in 3 hashes is accepted
         h = _splitmix64(h)
         rgb = ((h >> 40) & 255, (h >> 24) & 255, (h >> 8) & 255)
@@ -133,6 +133,11 @@ def _hashed_color(class_id: int) -> Color:
             _HASHED_MIN_DISTANCE
         ):
             return rgb
+
+
+@functools.cache
+def _reserved_oklab() -> np.ndarray:
+    return to_oklab(RESERVED)
 
 
 def relative_luminance(colors: np.ndarray | list[Color] | Color) -> np.ndarray:
