@@ -115,8 +115,8 @@ def rgb_view(
         x *= work(scale)
         x += work(0.5 - lo * scale)  # +0.5: round to nearest when truncating below
     np.clip(x, 0.0, 255.5, out=x)
-    if nonfinite is not None:
-        x[nonfinite] = 0.0  # NaN has no uint8 value: set before the cast, painted after it
+    if hwc.dtype.kind == "f" or not fast:  # NaN has no uint8 value (input NaN, or inf * 0 from a tiny scale)
+        x[np.isnan(x)] = 0.0
     out = x.astype(np.uint8)
     if nonfinite is not None:
         out[nonfinite] = NONFINITE

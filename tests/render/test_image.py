@@ -178,3 +178,10 @@ def test_output_is_a_new_array_even_for_uint8():
     out = to_rgb_uint8(img)
     out[...] = 255
     assert (img == 0).all()
+
+
+def test_overflow_under_a_huge_range_casts_no_nan(recwarn):
+    # 3e38 * 10 overflows to inf, and the scale of a (-1e308, 1e308) range is 0 in float32: inf * 0 is NaN
+    out = to_rgb_uint8(np.array([[3e38, 1.0]], np.float32), mean=0.0, std=10.0, value_range=(-1e308, 1e308))
+    assert out[0, :, 0].tolist() == [0, 128]
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
