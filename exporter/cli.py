@@ -317,12 +317,13 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "validate":
         problems = api.validate(args.shards, max_bytes=args.max_shard_mb << 20)
-        for problem in problems:
-            print(str(problem).replace("\n", "\\n"))  # one line per problem, whatever the file name holds
+        for problem in problems:  # one line per problem, whatever the file name holds
+            warn = problem.level == "warning"  # valid, but worth a word: on stderr, so stdout lists what fails
+            print("warning: " * warn + str(problem).replace("\n", "\\n"), file=sys.stderr if warn else sys.stdout)
         files = len(api.shard_files(args.shards))
-        bad = len({p.path for p in problems})
+        bad = len({p.path for p in problems if p.level == "error"})
         print(f"{files} shard(s) checked: {files - bad} valid, {bad} with problems", file=sys.stderr)
-        return 1 if problems else 0
+        return 1 if bad else 0
     if args.command == "export":
         try:
             report = api.export(

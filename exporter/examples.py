@@ -33,7 +33,7 @@ from . import shards
 from ._checks import check_int, is_int
 from .errors import ConfigError, RenderError
 from .options import ExportOptions, read_options_for, step_class_names
-from .render import ReadOptions, RenderOptions, colors, render_example, render_grid, thumbnail
+from .render import GRID_CELL, ReadOptions, RenderOptions, colors, render_example, render_grid, thumbnail
 from .render.text import label_image
 from .schema import CANONICAL_FIELDS
 from .select import Selection
@@ -322,16 +322,19 @@ class Examples:
     def grid(self, cols: int | None = None, max_examples: int = 64, **render_options: Any) -> Image.Image:
         """The first ``max_examples`` selected examples on one sheet, ``cols`` per row (default: a square).
 
-        Cells are shrunk to fit ``exporter.render.GRID_CELL`` pixels, as in the
-        step grid ``export`` writes; ``render_options`` as in ``render``.
+        Cells fit ``exporter.render.GRID_CELL`` pixels, as in the step grid
+        ``export`` writes: each example is drawn at that size
+        (``display_size=GRID_CELL`` unless given), so every cell's text has
+        the same readable size whatever the image's; ``render_options`` as in
+        ``render``.
 
         >>> run.examples(misclassified=True).grid(cols=8, topk=3)   # doctest: +SKIP
         """
         check_int(max_examples, "max_examples", minimum=1)
-        options = self._with(render_options)
+        options = self._with({"display_size": GRID_CELL, **render_options})
         if not len(self):
             raise RenderError(f"nothing to draw: {self!r} is empty")
-        return render_grid([thumbnail(self._render(i, options)) for i in range(min(len(self), max_examples))], cols=cols)
+        return render_grid([_cell(self._render(i, options)) for i in range(min(len(self), max_examples))], cols=cols)
 
     def _repr_png_(self) -> bytes | None:
         """Jupyter shows an ``Examples`` as its grid (or as text when there is nothing to draw)."""
@@ -351,7 +354,8 @@ def compare(a: Examples, b: Examples, *, max_examples: int = 16, **render_option
     (``most_confident_wrong``...), so the worst come first. Examples without a
     match are left out, with a warning unless their side is a whole step
     (``run.examples()``). A header names each side by step (and run, when the
-    runs differ). ``render_options`` as in ``Examples.render``.
+    runs differ). Each example is drawn to fit ``GRID_CELL`` as in
+    ``Examples.grid``; ``render_options`` as in ``Examples.render``.
 
     >>> worst = run.examples(most_confident_wrong=16)                       # doctest: +SKIP
     >>> compare(run.examples(step=run.steps[0], ids=worst.ids), worst)       # doctest: +SKIP
@@ -360,7 +364,8 @@ def compare(a: Examples, b: Examples, *, max_examples: int = 16, **render_option
         if not isinstance(ex, Examples):
             raise ConfigError(f"compare() takes two Examples, but {name} is a {type(ex).__name__}")
     check_int(max_examples, "max_examples", minimum=1)
-    options_a, options_b = a._with(render_options), b._with(render_options)
+    cell = {"display_size": GRID_CELL, **render_options}
+    options_a, options_b = a._with(cell), b._with(cell)
     by_ids = "ids" in a._data.common and "ids" in b._data.common
     keys_a, keys_b = (a.ids.tolist(), b.ids.tolist()) if by_ids else (a.indices.tolist(), b.indices.tolist())
     how = "ids" if by_ids else "position in the step"
@@ -381,7 +386,7 @@ def compare(a: Examples, b: Examples, *, max_examples: int = 16, **render_option
     left, right = _side_names(a, b)
     cells = [_header(left), _header(right)]
     for i, j in pairs[:max_examples]:
-        cells += [thumbnail(a._render(i, options_a)), thumbnail(b._render(j, options_b))]
+        cells += [_cell(a._render(i, options_a)), _cell(b._render(j, options_b))]
     return render_grid(cells, cols=2)
 
 
@@ -409,6 +414,12 @@ def _side_names(a: Examples, b: Examples) -> tuple[str, str]:
 def _short(path: Any, limit: int = 32) -> str:
     text = str(path)
     return text if len(text) <= limit else "…" + text[-(limit - 1) :]
+
+
+def _cell(img: Image.Image) -> Image.Image:
+    """A drawing as a grid cell: drawn for ``GRID_CELL`` it fits already; ``thumbnail`` catches the rest
+    (a ``display_size`` above the cell, or text taller than the cell)."""
+    return thumbnail(img, GRID_CELL)
 
 
 def _header(text: str) -> Image.Image:

@@ -75,6 +75,7 @@ class Problem:
     path: str
     message: str
     field: str | None = None
+    level: str = "error"  # or "warning": reported, but the shard is valid and exports
 
     def __str__(self) -> str:
         where = f"field '{self.field}': " if self.field else ""

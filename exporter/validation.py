@@ -3,6 +3,13 @@
 ``check_arrays`` is what ``export`` runs on every shard it reads and what
 ``validate_shard`` reports; both name the file and the field. The rules for
 image layouts and box formats come from ``schema``, as the renderer's do.
+
+``validate_shard`` also reports warnings (``Problem.level == "warning"``):
+things that are valid and export, but that a user would want to know about
+because the picture will not show them as they might expect (``check_warnings``):
+
+* images holding NaN or ±inf pixels (drawn magenta: ``render/image.py``);
+* boxes entirely outside the image (not drawn), among the first ``num_boxes``.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ def validate_shard(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTE
     parent = Path(path).parent.name
     if parent.startswith(STEP_DIR_PREFIX) and parent != step_dirname(shard.meta.step):
         problems.append(Problem(p, f"lies in folder {parent} but its metadata says step {shard.meta.step}"))
+    if not problems:  # the warnings read values, which only well-formed arrays have
+        problems = [Problem(p, m, f, level="warning") for f, m in check_warnings(shard.meta, arrays)]
     return problems
 
 
@@ -109,8 +118,8 @@ def _check_values(meta: ShardMeta, a: Mapping[str, np.ndarray]) -> list[tuple[st
     ncls = len(meta.class_names) if meta.class_names else None
     nmask = len(meta.mask_class_names) if meta.mask_class_names else None
     rows = {boxes: _box_rows(a, boxes) for boxes in BOX_GROUPS}
-    # NaN/inf pixels are not a problem: images hold whatever the model saw (masked depth, a bad
-    # normalisation...) and the renderer draws NaN black, +inf white, -inf black (render/image.py).
+    # NaN/inf pixels are no error: images hold whatever the model saw (masked depth, a bad
+    # normalisation...) and the renderer draws them magenta (render/image.py); check_warnings counts them.
     for name in _CLASS_ID_FIELDS:
         if name not in a or not a[name].size:
             continue
@@ -248,3 +257,63 @@ def _check_instances(
             if s.dtype.kind == "f" and np.isinf(s).any():
                 problems.append(("keypoint_scores", "has infinite scores (NaN marks a missing keypoint)"))
     return problems
+
+
+def check_warnings(meta: ShardMeta, arrays: Mapping[str, np.ndarray]) -> list[tuple[str | None, str]]:
+    """What is valid but will not show as expected: ``[(field, message), ...]`` for arrays ``check_arrays`` passed.
+
+    Not part of ``check_arrays``: ``export`` refuses a shard with problems, and these do not make one bad.
+    """
+    warnings: list[tuple[str | None, str]] = []
+    images = arrays.get("images")
+    layout = image_layout(images.shape[1:], meta.image_layout) if images is not None else None
+    if images is not None and images.dtype.kind == "f" and images.size:
+        channels = {"HW": None, "HWC": -1, "CHW": 1}[layout]
+        bad = ~np.isfinite(images)
+        if channels is not None:  # a pixel is bad when a drawn channel is (alpha is not drawn)
+            bad = np.take(bad, range(min(3, images.shape[channels])), axis=channels).any(axis=channels)
+        if bad.any():
+            per_image = bad.reshape(len(bad), -1).sum(axis=1)
+            warnings.append(
+                (
+                    "images",
+                    f"has {int(per_image.sum())} NaN/inf pixels in {int((per_image > 0).sum())} of {len(bad)} "
+                    "images; they are drawn magenta",
+                )
+            )
+    if meta.box_coords == "normalized":
+        size = (1.0, 1.0)
+    elif images is not None:  # pixels: the image's own width and height
+        size = tuple(float(v) for v in (images.shape[2:0:-1] if layout != "CHW" else images.shape[3:1:-1]))
+    else:
+        size = None
+    for boxes, count in (("boxes", "num_boxes"), ("gt_boxes", "gt_num_boxes")):
+        if size is None or boxes not in arrays or not arrays[boxes].size:
+            continue
+        b = arrays[boxes].astype(np.float64)
+        valid = np.ones(b.shape[:2], dtype=bool)
+        if count in arrays:
+            valid = np.arange(b.shape[1])[None, :] < arrays[count][:, None]
+        x1, y1, x2, y2 = _corners(b[valid], meta.box_format)
+        outside = (x2 <= 0) | (y2 <= 0) | (x1 >= size[0]) | (y1 >= size[1])  # as the renderer decides
+        if outside.any():
+            zeros = int((b[valid][outside] == 0).all(axis=1).sum())
+            hint = f"; {zeros} of them are all zeros: padding? write '{count}'" if zeros and count not in arrays else ""
+            warnings.append((boxes, f"has {int(outside.sum())} boxes entirely outside the image (not drawn){hint}"))
+    return warnings
+
+
+def _corners(b: np.ndarray, box_format: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """x1, y1, x2, y2 of (K, 4) boxes in ``box_format``, for the outside test only.
+
+    ``render/boxes.py`` is where boxes are converted for drawing; the file format's layer cannot import the
+    renderer, so this is the same arithmetic, kept to the four lines the test needs.
+    """
+    a0, a1, a2, a3 = b.T
+    if box_format == "xyxy":
+        return a0, a1, a2, a3
+    if box_format == "yxyx":
+        return a1, a0, a3, a2
+    if box_format == "xywh":
+        return a0, a1, a0 + a2, a1 + a3
+    return a0 - a2 / 2, a1 - a3 / 2, a0 + a2 / 2, a1 + a3 / 2  # cxcywh

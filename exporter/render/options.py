@@ -23,12 +23,18 @@ import dataclasses
 import functools
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 from .._checks import check_bool, check_choice, check_int, check_names, check_number, check_optional_int, check_type
 from ..schema import BOX_COORDS, BOX_FORMATS, IMAGE_LAYOUTS, BoxCoords, BoxFormat, ImageLayout
 from .image import Stat, ValueRange, check_stat, check_value_range
 from .masks import check_alpha
+
+#: Below this a display has no room for a panel and a line of 11 px text.
+_MIN_DISPLAY_SIZE = 32
+
+GtMaskStyle = Literal["outline", "fill", "none"]
+GT_MASK_STYLES: tuple[GtMaskStyle, ...] = get_args(GtMaskStyle)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +102,16 @@ class RenderOptions:
     * ``mask_alpha``, ``mask_outline``, ``background_class`` (None: draw class 0 too): masks.
     * ``topk``: rows of the probability bar chart (0: none).
     * ``min_size``: small images are upscaled by an integer factor up to this shortest side.
+    * ``display_size``: the longest side the picture will be shown at (a grid cell: ``GRID_CELL``). A
+      bigger picture is shrunk to fit a ``display_size`` square before anything is drawn on it, and text
+      and lines are sized for that display, the same for every picture (>= 11 px fonts). None (default):
+      the picture keeps its own size, with text that reads at that size and in a TensorBoard card
+      (``compose.TENSORBOARD_CARD``). See ``compose``.
     * ``draw_gt``, ``draw_caption``: switch the gt overlay and the caption strip off.
+    * ``gt_mask``: how the single panel shows a gt mask next to a predicted one: ``"outline"`` (its class
+      boundaries dashed, class colour on black, over the prediction's fill), ``"fill"`` (blended like the
+      prediction, under it) or ``"none"``. A gt mask without a predicted one is filled, unless ``"none"``.
+      ``side_by_side`` always fills it in its own panel.
 
     The read keywords (``class_names``, ``box_format``, ``box_coords``,
     ``layout``, ``bgr``, ``value_range``, ``mean``, ``std``) are deprecated here:
@@ -122,6 +137,8 @@ class RenderOptions:
     min_size: int = 128
     draw_gt: bool = True
     draw_caption: bool = True
+    gt_mask: GtMaskStyle = "outline"
+    display_size: int | None = None
     _: dataclasses.KW_ONLY
     class_names: dataclasses.InitVar[Sequence[str] | None] = _ReadKeyword()
     box_format: dataclasses.InitVar[BoxFormat | None] = _ReadKeyword()
@@ -156,6 +173,8 @@ class RenderOptions:
         check_int(self.min_size, "min_size", minimum=0)
         check_bool(self.draw_gt, "draw_gt")
         check_bool(self.draw_caption, "draw_caption")
+        check_choice(self.gt_mask, GT_MASK_STYLES, "gt_mask")
+        check_optional_int(self.display_size, "display_size", minimum=_MIN_DISPLAY_SIZE)
         if self.legacy_read is not None:
             check_type(self.legacy_read, ReadOptions, "legacy_read")
         keywords = {

@@ -37,6 +37,11 @@ from exporter.render import ReadOptions, RenderOptions, render_example
         ({"min_size": 64.0}, r"min_size must be an integer >= 0, got 64.0"),
         ({"draw_gt": "no"}, r"draw_gt must be True or False, got 'no'"),
         ({"draw_caption": 0}, r"draw_caption must be True or False, got 0"),
+        ({"gt_mask": "dashed"}, r"gt_mask must be one of outline, fill, none, got 'dashed'"),
+        ({"gt_mask": None}, r"gt_mask must be one of outline, fill, none, got None"),
+        ({"display_size": 0}, r"display_size must be None or an integer >= 32, got 0"),
+        ({"display_size": 320.0}, r"display_size must be None or an integer >= 32, got 320.0"),
+        ({"display_size": True}, r"display_size must be None or an integer >= 32, got True"),
         ({"legacy_read": {"class_names": ["cat"]}}, r"legacy_read must be a ReadOptions, got dict"),
     ],
 )
@@ -83,7 +88,8 @@ def test_render_options_are_frozen_style_only_and_work_with_replace():
     o = RenderOptions(topk=3, match_iou=0.5)
     assert {f.name for f in dataclasses.fields(o)} == {
         "score_threshold", "max_boxes", "side_by_side", "match_iou", "mask_alpha", "mask_outline",
-        "background_class", "topk", "min_size", "draw_gt", "draw_caption", "legacy_read",
+        "background_class", "topk", "min_size", "draw_gt", "draw_caption", "gt_mask",
+        "display_size", "legacy_read",
     }  # fmt: skip
     assert o.legacy_read is None
     with pytest.raises(dataclasses.FrozenInstanceError):

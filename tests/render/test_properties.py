@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from exporter.errors import ConfigError, RenderError
-from exporter.render import ReadOptions, RenderOptions, draw_example, read_example, render_example, to_rgb_uint8
+from exporter.render import ReadOptions, RenderOptions, colors, draw_example, read_example, render_example, to_rgb_uint8
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -89,8 +89,11 @@ def test_to_rgb_uint8_accepts_every_supported_input(data):
     assert out.flags.c_contiguous
     assert not np.shares_memory(out, arr)
     assert same(arr, before)
-    if channels == 1:  # grey is replicated
-        assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+    if channels == 1:  # grey is replicated, but for NaN/inf pixels, which are magenta
+        grey = arr if arr.ndim == 2 else arr.reshape(h, w)
+        finite = np.isfinite(grey) if grey.dtype.kind == "f" else np.ones((h, w), bool)
+        assert (out[finite][:, 0] == out[finite][:, 1]).all() and (out[finite][:, 1] == out[finite][:, 2]).all()
+        assert (out[~finite] == (255, 0, 255)).all()
 
 
 @SETTINGS
@@ -102,11 +105,11 @@ def test_to_rgb_uint8_accepts_every_supported_input(data):
     ),
     value_range=st.sampled_from([None, "minmax", (0.0, 1.0), (0.0, 255.0)]),
 )
-def test_non_finite_floats_map_to_black_and_white(arr, value_range):
-    out = to_rgb_uint8(arr, value_range=value_range)[..., 0]
-    assert (out[np.isnan(arr)] == 0).all()
-    assert (out[np.isneginf(arr)] == 0).all()
-    assert (out[np.isposinf(arr)] == 255).all()
+def test_non_finite_floats_are_magenta_and_finite_ones_are_not(arr, value_range):
+    out = to_rgb_uint8(arr, value_range=value_range)
+    bad = ~np.isfinite(arr)
+    assert (out[bad] == colors.NONFINITE).all()
+    assert (out[~bad][:, 0] == out[~bad][:, 1]).all()  # grey: never magenta
 
 
 @SETTINGS
