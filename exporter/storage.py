@@ -421,7 +421,7 @@ def put_bytes(location: Location, data: bytes | bytearray | memoryview, *, retry
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, data)
         return location
-    _with_retry(location, "upload", len(data), retry, lambda kw: location.fs.pipe_file(location.path, data, **kw))
+    _with_retry(location, "upload", len(data), retry, lambda fs, kw: fs.pipe_file(location.path, data, **kw))
     return location
 
 
@@ -444,7 +444,7 @@ def put_file(local_path: str | os.PathLike, location: Location, *, retry: RetryP
         return location
     extra = {} if part_size is None else {"chunksize": check_int(part_size, "part_size", minimum=5 << 20)}
     size = src.stat().st_size
-    _with_retry(location, "upload", size, retry, lambda kw: location.fs.put_file(str(src), location.path, **extra, **kw))
+    _with_retry(location, "upload", size, retry, lambda fs, kw: fs.put_file(str(src), location.path, **extra, **kw))
     return location
 
 
@@ -481,32 +481,64 @@ def _is_object_store(location: Location) -> bool:
     return location.protocol in ("s3", "s3a", "gs", "gcs", "abfs", "az", "oci", "oss")
 
 
-def _with_retry(location: Location, what: str, nbytes: int, retry: RetryPolicy, call: Callable[[dict], T]) -> T:
-    """``call(kw)`` until it succeeds, a non-transient error comes, or the policy's tries or time run out."""
+def _with_retry(location: Location, what: str, nbytes: int, retry: RetryPolicy, call: Callable[[Any, dict], T]) -> T:
+    """``call(fs, kw)`` until it succeeds, a non-transient error comes, or the policy's tries or time run out."""
     from fsspec.asyn import AsyncFileSystem
 
+    fs = _uploader(location)
     budget = retry.budget(nbytes)
     start = time.monotonic()
-    cancellable = isinstance(location.fs, AsyncFileSystem)
+    cancellable = isinstance(fs, AsyncFileSystem)
     attempt, delay = 0, retry.first_delay
     while True:
         attempt += 1
-        remaining = budget - (time.monotonic() - start)
+        remaining = max(budget - (time.monotonic() - start), 0.001)
         try:
             # sync() of an async file system takes timeout= and cancels the coroutine at it
-            return call({"timeout": max(remaining, 0.001)} if cancellable else {})
+            return call(fs, {"timeout": remaining} if cancellable else {})
         except Exception as exc:
             elapsed = time.monotonic() - start
             wait = min(delay, retry.max_delay) * random.uniform(0.5, 1.0)
-            if not is_transient(exc) or attempt >= retry.tries or elapsed + wait >= budget:
-                raise _storage_error(location, what, exc, attempt, elapsed, transient=is_transient(exc)) from exc
+            transient = is_transient(exc)
+            if not transient or attempt >= retry.tries or elapsed + wait >= budget:
+                raise _storage_error(location, what, exc, attempt, elapsed, transient=transient,
+                                     timeout=remaining if cancellable else None) from exc
             time.sleep(wait)
             delay *= 2
 
 
+#: Per-request retries left to s3fs inside one upload attempt: a part that fails once is sent again at once,
+#: while a dead server fails the attempt in well under a second and RetryPolicy decides what happens next.
+_REQUEST_RETRIES = 2
+
+
+def _uploader(location: Location) -> Any:
+    """The file system uploads go through: for S3, a sibling whose inner retry loops are short.
+
+    s3fs retries each request 5 times and botocore each connection 5 times more,
+    so against a dead endpoint one attempt takes seconds and ends in our time-out
+    instead of the real cause. The sibling has botocore's retries off (unless the
+    storage options set them) and s3fs's down to ``_REQUEST_RETRIES``; fsspec's
+    instance cache makes it once per set of options.
+    """
+    fs = location.fs
+    if location.protocol not in ("s3", "s3a"):
+        return fs
+    options = dict(fs.storage_options)
+    config = dict(options.get("config_kwargs") or {})
+    config.setdefault("retries", {"total_max_attempts": 1, "mode": "standard"})
+    options["config_kwargs"] = config
+    sibling = type(fs)(**options)
+    sibling.retries = min(getattr(sibling, "retries", _REQUEST_RETRIES), _REQUEST_RETRIES)
+    return sibling
+
+
 def _storage_error(location: Location, what: str, exc: BaseException, attempts: int, elapsed: float, *,
-                   transient: bool) -> StorageError:
-    cause = redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+                   transient: bool, timeout: float | None) -> StorageError:
+    if isinstance(exc, TimeoutError) and not str(exc) and timeout is not None:
+        cause = f"{type(exc).__name__}: no answer within {timeout:.1f} s"
+    else:
+        cause = redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     if transient:
         tries = f"after {attempts} {'try' if attempts == 1 else 'tries'} in {elapsed:.1f} s"
         return StorageError(f"{what} to {location} failed {tries}: {cause}", str(location), attempts)
