@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ._checks import check_int, check_optional_int
 from .errors import ClusterError, ConfigError, MissingDependencyError
 from .storage import Location, find_runs, join
 
@@ -99,6 +100,8 @@ def run_tasks(tasks: Sequence[RunTask], scheduler: str | None = None, progress: 
     under one tqdm bar counting runs.
     """
     tasks = list(tasks)
+    workers = check_optional_int(workers, "workers", minimum=1)
+    retries = check_int(retries, "retries", minimum=0)
     names = [t.run for t in tasks]
     if len(set(names)) != len(names):
         raise ConfigError(f"run names must be unique, got {sorted(n for n in set(names) if names.count(n) > 1)} twice")

@@ -254,7 +254,7 @@ def walk(location: Location) -> list[str]:
     if location.is_local:
         if not os.path.isdir(location.path):
             raise RunNotFoundError(f"{location}: no such folder")
-        out = []
+        out: list[str] = []
         for dirpath, _dirnames, filenames in os.walk(location.path):
             rel = os.path.relpath(dirpath, location.path)
             base = "" if rel == "." else rel.replace(os.sep, "/") + "/"

@@ -79,6 +79,15 @@ def test_a_bad_scheduler_is_a_config_error(tmp_path, scheduler, error):
         run_tasks(_tasks(tmp_path, ["a"]), scheduler, task_fn=write_output)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [(dict(workers=0), "workers must be None or an integer >= 1, got 0"), (dict(retries=-1), "retries must be an integer >= 0")],
+)
+def test_workers_and_retries_are_checked(tmp_path, kwargs, error):
+    with pytest.raises(ConfigError, match=error):
+        run_tasks(_tasks(tmp_path, ["a"]), "local", task_fn=write_output, **kwargs)
+
+
 def test_run_names_must_be_unique(tmp_path):
     with pytest.raises(ConfigError, match=r"run names must be unique, got \['a'\] twice"):
         run_tasks(_tasks(tmp_path, ["a", "a"]), None, task_fn=write_output)
