@@ -158,8 +158,9 @@ def _local_path_of(url: str) -> str:
 
 def _locate_remote(url: str, scheme: str, storage_options: dict[str, Any]) -> Location:
     try:
-        from fsspec.core import url_to_fs
-        from fsspec.registry import known_implementations, registry
+        # fsspec ships no type information (mypy runs where the dev extra installed it)
+        from fsspec.core import url_to_fs  # type: ignore[import-untyped]
+        from fsspec.registry import known_implementations, registry  # type: ignore[import-untyped]
     except ImportError as exc:
         raise MissingDependencyError(f"{redact(url)}: reading URLs needs fsspec and its backend: {_fix(scheme)}") from exc
     if scheme not in known_implementations and scheme not in registry:
@@ -483,7 +484,7 @@ def _is_object_store(location: Location) -> bool:
 
 def _with_retry(location: Location, what: str, nbytes: int, retry: RetryPolicy, call: Callable[[Any, dict], T]) -> T:
     """``call(fs, kw)`` until it succeeds, a non-transient error comes, or the policy's tries or time run out."""
-    from fsspec.asyn import AsyncFileSystem
+    from fsspec.asyn import AsyncFileSystem  # type: ignore[import-untyped]
 
     fs = _uploader(location)
     budget = retry.budget(nbytes)
