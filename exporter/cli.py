@@ -349,11 +349,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "import-coco":
         from .coco import import_coco
 
-        report = import_coco(args.gt, args.results, args.images, args.out, step=args.step, skip_bad=args.skip_bad,
-                             compress=not args.no_compress, max_shard_bytes=args.max_shard_mb << 20)
-        for line in report.skipped:
+        imported = import_coco(args.gt, args.results, args.images, args.out, step=args.step,
+                               skip_bad=args.skip_bad, compress=not args.no_compress,
+                               max_shard_bytes=args.max_shard_mb << 20)
+        for line in imported.skipped:
             print(f"skipped: {line}", file=sys.stderr)
-        print(report)
+        print(imported)
         return 0
     if args.command == "bench":
         from .bench import run as run_bench

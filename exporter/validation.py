@@ -268,7 +268,7 @@ def check_warnings(meta: ShardMeta, arrays: Mapping[str, np.ndarray]) -> list[tu
     images = arrays.get("images")
     layout = image_layout(images.shape[1:], meta.image_layout) if images is not None else None
     if images is not None and images.dtype.kind == "f" and images.size:
-        channels = {"HW": None, "HWC": -1, "CHW": 1}[layout]
+        channels = {"HWC": -1, "CHW": 1}.get(layout or "HW")
         bad = ~np.isfinite(images)
         if channels is not None:  # a pixel is bad when a drawn channel is (alpha is not drawn)
             bad = np.take(bad, range(min(3, images.shape[channels])), axis=channels).any(axis=channels)
@@ -281,12 +281,12 @@ def check_warnings(meta: ShardMeta, arrays: Mapping[str, np.ndarray]) -> list[tu
                     "images; they are drawn magenta",
                 )
             )
+    size: tuple[float, float] | None = None
     if meta.box_coords == "normalized":
         size = (1.0, 1.0)
     elif images is not None:  # pixels: the image's own width and height
-        size = tuple(float(v) for v in (images.shape[2:0:-1] if layout != "CHW" else images.shape[3:1:-1]))
-    else:
-        size = None
+        h, w = images.shape[2:4] if layout == "CHW" else images.shape[1:3]
+        size = (float(w), float(h))
     for boxes, count in (("boxes", "num_boxes"), ("gt_boxes", "gt_num_boxes")):
         if size is None or boxes not in arrays or not arrays[boxes].size:
             continue

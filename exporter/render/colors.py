@@ -165,7 +165,7 @@ def text_color(background: Color) -> Color:
     return BLACK if (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) else WHITE
 
 
-def _linear(colors: np.ndarray | list[Color] | Color) -> np.ndarray:
+def _linear(colors: np.ndarray | list[Color] | tuple[Color, ...] | Color) -> np.ndarray:
     """sRGB 0..255 → linear light 0..1 (the sRGB transfer function)."""
     c = np.asarray(colors, dtype=np.float64) / 255.0
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
@@ -206,9 +206,10 @@ def generate_palette(n: int = 128, step: int = 15) -> tuple[Color, ...]:
     nearest = np.full(len(candidates), np.inf)  # distance from each candidate to the closest colour taken
     for taken in to_oklab(RESERVED):
         nearest = np.minimum(nearest, np.linalg.norm(lab - taken, axis=1))
-    palette = []
+    palette: list[Color] = []
     for _ in range(n):
         i = int(np.argmax(nearest))  # ties: the first in grid order
-        palette.append(tuple(int(v) for v in candidates[i]))
+        r, g, b = (int(v) for v in candidates[i])
+        palette.append((r, g, b))
         nearest = np.minimum(nearest, np.linalg.norm(lab - lab[i], axis=1))
     return tuple(palette)

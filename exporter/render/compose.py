@@ -155,6 +155,7 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
     h0, w0 = rgb.shape[:2]
     names = example.class_names
     strip = caption(example) if o.draw_caption else None
+    strip_bg = strip[1] if strip is not None else colors.BACKGROUND
     topk = topk_rows(example, o.topk) if o.topk > 0 else None
     panels_n = 2 if o.side_by_side else 1
 
@@ -220,7 +221,7 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
     if width != w or height != h:
         _fill(canvas, colors.BACKGROUND)
     if caption_lines:
-        _fill(canvas[header_h + h : header_h + h + caption_h], strip[1])
+        _fill(canvas[header_h + h : header_h + h + caption_h], strip_bg)
     for p in panels:
         region = canvas[p.y : p.y + h, p.x : p.x + w]
         if f <= 1:  # as it is, or already shrunk
@@ -263,7 +264,7 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
         y += sizes.pad // 2
         for line in caption_lines:
             y = paste_label(
-                img, line, sizes.pad, y, caption_size, colors.WHITE, strip[1], bounds=(0, y, width, height)
+                img, line, sizes.pad, y, caption_size, colors.WHITE, strip_bg, bounds=(0, y, width, height)
             )[3]
         y = header_h + h + caption_h
     if topk:

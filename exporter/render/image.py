@@ -30,6 +30,7 @@ real pixels, and a broken normalisation must show.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -98,7 +99,7 @@ def rgb_view(
         return _select(hwc, idx).view(np.uint8) * np.uint8(255)
 
     work = np.float64 if hwc.dtype.itemsize >= 8 else np.float32
-    x = _select(hwc, idx).astype(work)  # a copy, which is modified in place below
+    x: Any = _select(hwc, idx).astype(work)  # a copy, which is modified in place below
     nonfinite = _nonfinite_pixels(x) if hwc.dtype.kind == "f" else None  # of the input, before any arithmetic
     # overflow to inf is fine here: inf is clipped to white like any value above the range
     with np.errstate(over="ignore", invalid="ignore"):

@@ -181,7 +181,7 @@ class RenderOptions:
             "class_names": class_names, "box_format": box_format, "box_coords": box_coords, "layout": layout,
             "bgr": bgr, "value_range": value_range, "mean": mean, "std": std,
         }  # fmt: skip
-        given = {name: value for name, value in keywords.items() if value is not None}
+        given: dict[str, Any] = {name: value for name, value in keywords.items() if value is not None}
         if not given:
             return
         read = dataclasses.replace(self.legacy_read or ReadOptions(), **given)  # checks the values

@@ -104,7 +104,7 @@ def render_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str] | Non
     lh = line_height(size)
     pad = 6
     show_text = k <= 40
-    texts = [[_count_text(v) for v in row] for row in m] if show_text else None
+    texts = [[_count_text(v) for v in row] for row in m] if show_text else []
     if show_text:
         longest = max(text_width(t, size) for row in texts for t in row)
         cell = max(lh + 2 * pad, longest + 2 * pad, 28)
