@@ -57,7 +57,7 @@ _LAZY = {
 }
 _SUBMODULES = (
     "api", "capture", "coco", "demo", "examples", "manifest", "metrics", "odapi", "options", "render", "schema", "select",
-    "shards", "tags", "tensorboard", "validation", "views", "writer",
+    "shards", "storage", "distributed", "tags", "tensorboard", "validation", "views", "writer",
 )
 
 
