@@ -604,8 +604,8 @@ def worst_table(outcomes: Outcomes, k: int) -> str:
         worst = np.lexsort((np.where(np.isnan(ap), np.inf, ap), -errors))  # most errors first, then lowest AP
         order = pick[worst[errors[worst] > 0][:k]] if k else pick[:0]
         head = (
-            f"**step {o.step}**: the {len(order)} images with the most missed + false boxes at IoU {o.match_iou:g} "
-            f"of {len(pick)}"
+            f"**step {o.step}**: the {len(order)} worst of {len(pick)} images (most missed + false boxes at IoU "
+            f"{o.match_iou:g}, then lowest AP)"
         )
         lines = [head + ".", "", "| # | id | truth | prediction | AP |", "|---:|---|---|---|---:|"]
         assert o.n_pred is not None and o.missed is not None and o.false is not None
