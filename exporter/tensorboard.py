@@ -46,6 +46,8 @@ TENSORBOARD_SAMPLES = {"images": 10, "pr_curves": 100, "scalars": 1000, "text": 
 IMAGE_FORMATS = ("png", "jpeg")
 PNG_ENCODERS = ("auto", "fpng", "pillow")
 PR_CURVE_THRESHOLDS = 127  # tensorboardX's (and TensorBoard's) maximum
+#: ``SummaryMetadata.data_class = DATA_CLASS_BLOB_SEQUENCE`` as wire bytes (field 4, varint 3).
+_BLOB_SEQUENCE_DATA_CLASS = b"\x20\x03"
 
 
 # --------------------------------------------------------------------------- encoding
@@ -371,7 +373,10 @@ class EventWriter:
         value = event.summary.value.add(tag=tag)
         if description and not self.counts["images"][tag]:
             value.metadata.summary_description = description
-            value.metadata.plugin_data.plugin_name = "images"  # TensorBoard replaces it when it reads the image
+            value.metadata.plugin_data.plugin_name = "images"
+            # TensorBoard's Rust data server keeps a legacy image's metadata (and so its description) only when
+            # it names its data class; tensorboardX's proto predates the field (4, DATA_CLASS_BLOB_SEQUENCE = 3)
+            value.metadata.MergeFromString(_BLOB_SEQUENCE_DATA_CLASS)
         image = value.image
         image.height, image.width, image.colorspace = int(height), int(width), int(colorspace)
         image.encoded_image_string = bytes(encoded)
@@ -389,9 +394,11 @@ class EventWriter:
     ) -> None:
         """Markdown under ``tag`` at ``step``, for TensorBoard's text plugin (tables render as tables).
 
-        The proto is tensorboardX's ``summary.text``: a 1-element string tensor with
-        plugin data ``text``; the tag is kept as given (tensorboardX's ``add_text``
-        appends ``/text_summary`` to it).
+        The proto is tensorboardX's ``summary.text`` (a string tensor with plugin data
+        ``text``, version 0) with two differences: the tensor is a scalar, as
+        ``tf.summary.text`` writes one string (the text plugin draws a 1-element
+        tensor as a one-cell table around the Markdown), and the tag is kept as
+        given (tensorboardX's ``add_text`` appends ``/text_summary``).
         """
         from tensorboardX.proto.plugin_text_pb2 import TextPluginData
         from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
@@ -404,11 +411,7 @@ class EventWriter:
         metadata = SummaryMetadata(plugin_data=plugin)
         if description and not self.counts["text"][tag]:
             metadata.summary_description = description
-        tensor = TensorProto(
-            dtype="DT_STRING",
-            string_val=[markdown.encode("utf-8")],
-            tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=1)]),
-        )
+        tensor = TensorProto(dtype="DT_STRING", string_val=[markdown.encode("utf-8")], tensor_shape=TensorShapeProto())
         self._add(Summary(value=[Summary.Value(tag=tag, metadata=metadata, tensor=tensor)]), step, walltime)
         self.counts["text"][tag] += 1
 

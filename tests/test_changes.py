@@ -151,7 +151,7 @@ def test_summary_tables_read_back_as_text_plugin_tensors(flips, tmp_path):
     worst = _texts(acc, "summary/worst")
     assert sorted(worst) == [10, 20, 30]
     # step 20: id004 (score 0.75) and id006 (0.875) are wrong; the most confident first
-    lines = [line for line in worst[20].splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
+    lines = [line for line in worst[20].splitlines() if line.startswith(("| 1 ", "| 2 "))]
     assert [line.split("|")[2].strip() for line in lines] == ["id006", "id004"]
     assert "| 1 | id006 | cat | dog | 0.875 |" in worst[20]
 
