@@ -529,11 +529,17 @@ def _true_classes(arrays: dict[str, np.ndarray], row: int) -> list[int]:
 
 
 def _md(text: str) -> str:
-    """Text as literal Markdown inside a table cell."""
+    r"""Text as literal Markdown inside a table cell: what could end the cell, emphasise, link or open a tag is escaped.
+
+    (``-``, ``#``, ``+``, ``.`` only mean something at the start of a line, which a cell never is.)
+
+    >>> print(_md("a|b_c*<d>"))
+    a\|b\_c\*&lt;d&gt;
+    """
     out = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    for ch in "\\`*_{}[]()#+-.!|~":
+    for ch in "\\`*_[]|":
         out = out.replace(ch, "\\" + ch)
-    return out.replace("\n", " ")
+    return out.replace("\n", " ").replace("\r", " ")
 
 
 def _ids(changes: Changes, items: list[Change]) -> str:
