@@ -56,7 +56,7 @@ _LAZY = {
     "open_run": "examples",
 }
 _SUBMODULES = (
-    "api", "capture", "coco", "demo", "examples", "manifest", "metrics", "odapi", "options", "render", "schema", "select",
+    "api", "capture", "changes", "coco", "demo", "examples", "manifest", "metrics", "odapi", "options", "render", "schema", "select",
     "shards", "tags", "tensorboard", "validation", "views", "writer",
 )
 

@@ -374,8 +374,7 @@ def find_changes(before: Outcomes, after: Outcomes) -> Changes:
     by_ids = before.by_ids and after.by_ids
     if before.kind is None or before.kind != after.kind or before.right is None or after.right is None:
         why = (
-            f"step {after.step} has no outcome to compare (it needs 'labels' and 'pred_labels' or 'probs', "
-            "or 'boxes' and 'gt_boxes')"
+            "changes need an outcome: 'labels' and 'pred_labels' (or 'probs'), or 'boxes' and 'gt_boxes'"
             if after.kind is None or before.kind is None
             else f"steps {before.step} and {after.step} have different outcomes ({before.kind}, {after.kind})"
         )
@@ -397,13 +396,13 @@ def find_changes(before: Outcomes, after: Outcomes) -> Changes:
         if kind is not None:
             items.append(Change(kind, found, j))
     note = None
-    if not by_ids:
+    if not by_ids:  # the same words at every step: one warning per export
         note = (
-            f"steps {before.step} and {after.step} are compared by position in the step (no 'ids' field): "
-            "right only when the eval input order is the same at every checkpoint; dump ids to be sure"
+            "changes: examples are matched across steps by position in the step (no 'ids' field), which is right "
+            "only when the eval input order is the same at every checkpoint; dump ids to be sure"
         )
     elif before.duplicates or after.duplicates:
-        note = f"ids repeat in step {before.step if before.duplicates else after.step}: each is matched to its first example"
+        note = "changes: some ids repeat within a step; each is matched to the first example with it"
     return Changes(before, after, items, compared, by_ids, note=note)
 
 

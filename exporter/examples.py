@@ -90,7 +90,7 @@ class Run(shards.Run):
         )
         found = _changes.find_changes(before, after)
         if found.note:
-            warnings.warn(f"changes: {found.note}", stacklevel=2)
+            warnings.warn(found.note, stacklevel=2)
         return StepChanges(self, found, options)
 
 

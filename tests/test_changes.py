@@ -213,11 +213,14 @@ def test_incremental_append_compares_the_new_step_with_the_last_exported(tmp_pat
 
 
 def test_without_ids_examples_are_matched_by_position_with_a_warning(tmp_path):
-    shards = write_outcomes(tmp_path / "shards", {10: PREDS[10], 20: PREDS[20]}, LABELS, ids=())
-    with pytest.warns(UserWarning, match="by position in the step"):
+    shards = write_outcomes(tmp_path / "shards", PREDS, LABELS, ids=())
+    with pytest.warns(UserWarning, match="by position in the step") as caught:
         report = export(shards, tmp_path / "logs", ExportOptions(changes=True))
+    assert len([w for w in caught if "by position" in str(w.message)]) == 1  # once per export, not per step
     acc = read_events(tmp_path / "logs")
-    assert _change_tags(acc) == {"fixed": {"ex00001": [20], "ex00003": [20]}, "broken": {"ex00004": [20]}}
+    assert _change_tags(acc) == {
+        "fixed": {"ex00001": [20], "ex00003": [20], "ex00004": [30]}, "broken": {"ex00004": [20], "ex00000": [30]}
+    }
     assert report.changes[0].matched_by == "position in the step"
     assert "matched by position in the step" in _texts(acc, "summary/changes")[20]
 
