@@ -11,9 +11,10 @@ from PIL import Image, ImageChops
 
 import exporter
 from exporter import ShardWriter, open_run
+from exporter.changes import _header  # compare's headers are drawn there (changes.side_by_side)
 from exporter.demo import CLASS_NAMES, make_shapes
 from exporter.errors import ConfigError, RenderError, RunNotFoundError
-from exporter.examples import Examples, _header, compare
+from exporter.examples import Examples, compare
 from exporter.render import ReadOptions, RenderOptions, render_example, render_grid
 from exporter.select import Selection
 from exporter.shards import Shard
