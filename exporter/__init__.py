@@ -56,8 +56,8 @@ _LAZY = {
     "open_run": "examples",
 }
 _SUBMODULES = (
-    "api", "capture", "coco", "demo", "examples", "manifest", "metrics", "odapi", "options", "render", "schema", "select",
-    "shards", "storage", "distributed", "tags", "tensorboard", "validation", "views", "writer",
+    "api", "capture", "changes", "coco", "demo", "distributed", "examples", "manifest", "metrics", "odapi", "options",
+    "render", "schema", "select", "shards", "storage", "tags", "tensorboard", "validation", "views", "writer",
 )
 
 

@@ -27,6 +27,7 @@ from ._checks import check_type
 from ._files import atomic_write, prepare_output_dir, remove_stale
 from ._incremental import ExportMode, ExportState
 from ._lock import LOCK_FILE, OutputLock
+from .changes import ChangeCounts, ChangeTracker, StepChanges
 from .errors import ConfigError, ExporterError, NothingExportedError, RunNotFoundError
 from .manifest import incomplete_dumps
 from .metrics import classification
@@ -76,12 +77,14 @@ class ExportReport:
     event_file: Path | None = None
     seconds: float = 0.0
     mode: ExportMode = ExportMode.FULL
+    changes: list[ChangeCounts] = dataclasses.field(default_factory=list)  # with ``options.changes``, per step
 
     def __str__(self) -> str:
         lines = [
             f"exported {len(self.steps)} step(s), {self.images} image(s) under {self.tags} tag(s) "
             f"to {self.logdir} in {self.seconds:.1f}s"
         ]
+        lines += [f"changes at {c} (tags {tagging.CHANGES_PREFIX}/fixed/..., /broken/...)" for c in self.changes]
         lines += [f"skipped bad shard: {p}" for p in self.bad]
         lines += [f"warning: {w}" for w in self.warnings]
         lines.append(f"run: {self.tensorboard_command}")
@@ -203,8 +206,14 @@ def _export_locked(
     notes += plan.ignored_note()
     state = ExportState.load(logdir, options.output_hash())
     mode = ExportMode.FULL
+    every_step = plan.steps
     if incremental:
         decision = state.decide(plan.steps)
+        if decision.mode is ExportMode.APPEND and options.group_tags == "outcome":
+            decision = dataclasses.replace(decision, mode=ExportMode.REWRITE, steps=plan.steps, note=(
+                "group_tags='outcome' groups by the outcome at the last step: the whole run is rewritten so every "
+                "step's tags follow the new last step"
+            ))  # fmt: skip
         mode, plan = decision.mode, dataclasses.replace(plan, steps=decision.steps)
         if decision.note:
             notes.append(decision.note)
@@ -216,18 +225,27 @@ def _export_locked(
             )
     images = 0
     steps: list[int] = []
+    tracker = ChangeTracker(options, plan.steps, notes)
+    exported = max((s for s in every_step if s < min(plan.steps, default=0)), default=None)
+    if options.changes and mode is ExportMode.APPEND and exported is not None:
+        tracker.start_after(every_step[exported])  # the first new step compares with the last one exported
+    changes: list[ChangeCounts] = []
     with EventWriter(logdir) as writer:
         for item in _pipeline.run(plan, options, metrics=options.metrics, bad=bad, notes=notes, progress=progress):
             if isinstance(item, _pipeline.ShardDone):
                 for name, r in item.examples:
-                    tag = tagging.name_tag(options.tag_prefix, name)
+                    tag, description = tracker.tag(plan.steps[item.step], name, r.example_id, r.index)
                     writer.add_image(
                         tag, r.data, height=r.height, width=r.width, colorspace=r.colorspace,
-                        step=item.step, walltime=item.walltime,
+                        step=item.step, walltime=item.walltime, description=description,
                     )
                     images += 1
                 continue
             images += _write_step(writer, item, options, notes)
+            found = tracker.step(plan.steps[item.step], skip={p.path for p in bad})
+            if found is not None:
+                images += _write_changes(writer, found, item.walltime, options)
+                changes += [found.counts] if found.counts else []
             steps.append(item.step)
         need = writer.samples_needed()
         notes.extend(writer.sample_warnings())
@@ -242,8 +260,23 @@ def _export_locked(
     _warn(notes)
     return ExportReport(
         logdir=logdir, steps=steps, images=images, tags=len(writer.tags), bad=bad, warnings=notes,
-        tensorboard_command=tensorboard_command(logdir, need), event_file=event_file, mode=mode,
+        tensorboard_command=tensorboard_command(logdir, need), event_file=event_file, mode=mode, changes=changes,
     )
+
+
+def _write_changes(writer: EventWriter, found: StepChanges, walltime: float, options: ExportOptions) -> int:
+    """A step's ``changes/...`` pictures, then its ``summary/...`` tables; returns how many images were written."""
+    images = 0
+    for tag, img, description in found.pictures():
+        data = encode_image(img, options.image_format, options.jpeg_quality, png_encoder=options.png_encoder)
+        writer.add_image(
+            tag, data, height=img.height, width=img.width, colorspace=image_colorspace(img),
+            step=found.step, walltime=walltime, description=description,
+        )
+        images += 1
+    for tag, markdown, description in found.tables():
+        writer.add_text(tag, markdown, step=found.step, walltime=walltime, description=description)
+    return images
 
 
 def _remove_empty(folder: Path) -> None:

@@ -25,6 +25,7 @@ examples:
   summary-exporter export eval_shards logs/eval_sbs --side-by-side --match-iou 0.5 --workers 2
   summary-exporter render eval_shards overlays --max-per-step 16 --grid
   summary-exporter export eval_shards logs/worst --most-confident-wrong 32
+  summary-exporter export eval_shards logs/eval --changes --group-tags class
   summary-exporter demo demo_out
   summary-exporter bench --quick
 
@@ -157,6 +158,34 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     g3.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_changes_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "what changed between checkpoints",
+        "Examples are matched across steps by their ids; shards without 'ids' are matched by position in the "
+        "step (a warning says so), which is right only when the eval input order is the same at every checkpoint.",
+    )
+    g.add_argument(
+        "--changes", action="store_true",
+        help="at each step after the first, the examples fixed (wrong -> right) and broken (right -> wrong) since the "
+        "step before, as changes/fixed/<id> and changes/broken/<id> (earlier | later picture, headed by step), and "
+        "Markdown tables summary/changes and summary/worst in the TEXT tab. Detection: fewer / more missed + false "
+        "boxes at --match-iou (default 0.5), or the image's AP up / down by more than 0.1. The 'which examples' "
+        "options pick the examples compared (picked at either step); with --incremental the first new step is "
+        "compared with the last one exported",
+    )
+    g.add_argument("--worst", type=int, default=10, metavar="K",
+                   help="rows of summary/worst: the K most confidently wrong examples, or worst images (default 10; 0: none)")
+    g.add_argument(
+        "--group-tags", choices=("class", "outcome"),
+        help="per-example tags examples/<class>/<id> (true class) or examples/right|wrong/<id> (outcome), to filter "
+        "them with TensorBoard's tag regex. Grouping by each step's own outcome would split an example whose outcome "
+        "changed across two tags, and the step slider would no longer follow it; so the outcome is the one at the "
+        "LAST step exported: an example keeps one tag at every step of an export. A later export where its outcome "
+        "changed moves it, all steps together, to the other tag (a running TensorBoard may show the old tag until "
+        "restarted). With --incremental, outcome grouping rewrites the run instead of appending",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="summary-exporter",
@@ -186,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--incremental", action="store_true",
                    help="export only shards not exported to LOGDIR before (rewrites the run if an older step arrives)")
     p.add_argument("--topk-accuracy", type=_positive_int, default=5, metavar="K", help="also log top-K accuracy when probs exist (default 5)")
+    _add_changes_options(p)
     _add_render_options(p)
 
     p = sub.add_parser(
@@ -293,6 +323,9 @@ def _options(args: argparse.Namespace):
             jpeg_quality=args.jpeg_quality,
             metrics=not args.no_metrics,
             topk=args.topk_accuracy,
+            changes=args.changes,
+            worst=args.worst,
+            group_tags=args.group_tags,
         )
     return ExportOptions(
         read=read,
@@ -340,6 +373,8 @@ def _run(args: argparse.Namespace) -> int:
         for problem in report.bad:
             print(f"skipped: {problem}", file=sys.stderr)
         print(f"wrote {report.images} images under {report.tags} tags for steps {report.steps} to {report.logdir}")
+        for found in report.changes:
+            print(f"changes at {found}: IMAGES tab, filter 'changes/'; tables: TEXT tab, summary/changes")
         print(f"view them with:\n  {report.tensorboard_command}")
         return 0
     if args.command == "render":

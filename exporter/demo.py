@@ -380,8 +380,9 @@ def run_capture(
 def run_demo(outdir: str | os.PathLike, *, fast: bool = False, progress: Callable[[str], None] = print) -> int:
     """``summary-exporter demo``: capture two checkpoints, export them to TensorBoard, write a contact sheet.
 
-    Leaves ``outdir/shards`` (the dumps), ``outdir/logs/shapes`` (TensorBoard events) and
-    ``outdir/contact_sheet.png`` (both checkpoints' first examples, side by side).
+    Leaves ``outdir/shards`` (the dumps), ``outdir/logs/shapes`` (TensorBoard events, with
+    ``--changes``: what the second checkpoint fixed and broke) and ``outdir/contact_sheet.png``
+    (both checkpoints' first examples, side by side).
     """
     from . import api
     from .render import ReadOptions, RenderOptions, render_example, render_grid
@@ -399,7 +400,7 @@ def run_demo(outdir: str | os.PathLike, *, fast: bool = False, progress: Callabl
         shards = run_capture(outdir, progress=progress)
     progress(api.inspect(shards).__str__())
     logdir = outdir / "logs" / "shapes"
-    options = api.ExportOptions(render=RenderOptions(mask_alpha=0.35, topk=3), grid=True, grid_max=16)
+    options = api.ExportOptions(render=RenderOptions(mask_alpha=0.35, topk=3), grid=True, grid_max=16, changes=True)
     report = api.export(shards, logdir, options, progress=True)
 
     # the contact sheet: the same 8 examples at each checkpoint, one row per checkpoint
@@ -418,6 +419,12 @@ def run_demo(outdir: str | os.PathLike, *, fast: bool = False, progress: Callabl
         f"  contact sheet: {sheet_path}  (top row: step {run.steps[0]}, bottom row: step {run.steps[-1]})\n"
         f"  in TensorBoard (IMAGES tab: one 'examples/shape-NNNNN' tag per example, drag the step slider\n"
         f"  to see it change between checkpoints; SCALARS: metrics/accuracy; PR CURVES: one per class):\n"
-        f"    {report.tensorboard_command}"
+        f"    {report.tensorboard_command}\n"
+        + "".join(
+            f"  what changed from step {c.previous} to step {c.step}: {c.fixed} examples fixed, {c.broken} broken\n"
+            f"    IMAGES tab, filter 'changes/': changes/fixed/<id>, changes/broken/<id> (step {c.previous} left)\n"
+            f"    TEXT tab: summary/changes (per class, with ids), summary/worst (most confidently wrong)\n"
+            for c in report.changes
+        )
     )
     return 0

@@ -29,17 +29,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from . import changes as _changes
 from . import shards
 from ._checks import check_int, is_int
 from .errors import ConfigError, RenderError
 from .options import ExportOptions, read_options_for, step_class_names
-from .render import GRID_CELL, ReadOptions, RenderOptions, colors, render_example, render_grid, thumbnail
-from .render.text import label_image
+from .render import GRID_CELL, ReadOptions, RenderOptions, render_example, render_grid, side_by_side, thumbnail
 from .schema import CANONICAL_FIELDS
 from .select import Selection
 from .shards import DEFAULT_MAX_BYTES, FieldInfo
-
-_HEADER_FONT = 14
 
 
 class Run(shards.Run):
@@ -52,6 +50,99 @@ class Run(shards.Run):
         >>> worst.grid()                                                        # doctest: +SKIP
         """
         return Examples(self, step).select(**selection)
+
+    def changes(
+        self,
+        step_a: int | None = None,
+        step_b: int | None = None,
+        *,
+        match_iou: float | None = None,
+        score_threshold: float = 0.0,
+        read: ReadOptions | None = None,
+        **selection: Any,
+    ) -> StepChanges:
+        """The examples fixed (wrong → right) and broken (right → wrong) from ``step_a`` to ``step_b``.
+
+        The rules are ``export --changes``'s (``exporter.changes``): classification by the
+        predicted class, detection by missed + false boxes at ``match_iou`` (0.5) over the boxes
+        scoring at least ``score_threshold``, or the image's AP; matched by ``ids`` (else by
+        position, with a warning). ``selection`` keywords pick the examples compared (an example
+        counts when picked at either step). Defaults: the last two steps.
+
+        >>> ch = run.changes(run.steps[0], run.steps[-1])     # doctest: +SKIP
+        >>> ch.fixed.grid(); ch.compare("broken")              # doctest: +SKIP
+        """
+        steps = self.steps
+        if step_a is None and step_b is None:
+            if len(steps) < 2:
+                raise ConfigError(f"{self.path} has one step ({steps[0]}): changes need two; pass step_a and step_b")
+            step_a, step_b = steps[-2], steps[-1]
+        for name, step in (("step_a", step_a), ("step_b", step_b)):
+            if not is_int(step) or step not in steps:
+                raise ConfigError(f"{name} must be one of the run's steps {steps}, got {step!r}")
+        assert step_a is not None and step_b is not None
+        style = RenderOptions(match_iou=match_iou, score_threshold=score_threshold)
+        options = ExportOptions(read=read if read is not None else ReadOptions(), render=style,
+                                select=Selection(**selection) if selection else None)  # fmt: skip
+        before, after = (
+            _changes.step_outcomes(self.shards(s), options, selected=_changes.selected_rows(self.shards(s), options))
+            for s in (int(step_a), int(step_b))
+        )
+        found = _changes.find_changes(before, after)
+        if found.note:
+            warnings.warn(found.note, stacklevel=2)
+        return StepChanges(self, found, options)
+
+
+class StepChanges:
+    """What ``Run.changes`` found: ``fixed`` and ``broken`` at the later step, ``*_before`` the same at the earlier one.
+
+    Each is an ``Examples`` (``grid()``, ``render(i)``, ``ids``...), in the later step's order;
+    ``compare("fixed")`` draws both steps side by side; ``table()`` is the ``summary/changes``
+    Markdown that ``export --changes`` writes (a notebook shows a ``StepChanges`` as it).
+    """
+
+    step_a: int
+    step_b: int
+    fixed: Examples
+    broken: Examples
+    fixed_before: Examples
+    broken_before: Examples
+    compared: int
+    matched_by: str
+
+    def __init__(self, run: shards.Run, found: _changes.Changes, options: ExportOptions):
+        self.step_a, self.step_b = found.before.step, found.after.step
+        self.compared, self.matched_by, self._found = found.compared, found.matched_by, found
+        read = options.read
+        for kind in ("fixed", "broken"):
+            items = found.of(kind)
+            after = np.array([found.after.positions[c.j] for c in items], np.int64)
+            before = np.array([found.before.positions[c.i] for c in items], np.int64)
+            setattr(self, kind, Examples(run, self.step_b, read=read)._pinned(after, f"{kind} since step {self.step_a}"))
+            setattr(self, f"{kind}_before", Examples(run, self.step_a, read=read)._pinned(before, f"{kind} at step {self.step_b}"))
+
+    def compare(self, kind: str = "fixed", *, max_examples: int = 16, **render_options: Any) -> Image.Image:
+        """The ``kind`` ("fixed" or "broken") examples at both steps side by side, as ``compare`` draws them."""
+        if kind not in ("fixed", "broken"):
+            raise ConfigError(f"kind must be 'fixed' or 'broken', got {kind!r}")
+        before, after = getattr(self, f"{kind}_before"), getattr(self, kind)
+        if not len(after):
+            raise RenderError(f"nothing to draw: no example was {kind} from step {self.step_a} to step {self.step_b}")
+        return compare(before, after, max_examples=max_examples, **render_options)
+
+    def table(self) -> str:
+        """The ``summary/changes`` table, in Markdown."""
+        return _changes.changes_table(self._found)
+
+    def _repr_markdown_(self) -> str:
+        return self.table()
+
+    def __repr__(self) -> str:
+        return (
+            f"StepChanges(step {self.step_a} → {self.step_b}: {len(self.fixed)} fixed, {len(self.broken)} broken "
+            f"of {self.compared} compared, matched by {self.matched_by})"
+        )
 
 
 def open_run(
@@ -176,6 +267,13 @@ class Examples:
         self.selection = selection
         self._options = options  # how the data is read: selections and drawings share its class names
         self._indices: np.ndarray | None = None
+        self._pins: tuple[np.ndarray, str] | None = None  # fixed positions (Run.changes), and what they are
+
+    def _pinned(self, positions: np.ndarray, what: str) -> Examples:
+        """These examples restricted to ``positions`` of the step, in that order; ``what`` names them in the repr."""
+        self._pins = (np.asarray(positions, np.int64), what)
+        self._indices = None
+        return self
 
     @property
     def run(self) -> shards.Run:
@@ -199,7 +297,12 @@ class Examples:
     def indices(self) -> np.ndarray:
         """Positions of the selected examples in the step (int64; shards concatenated in order)."""
         if self._indices is None:
-            self._indices = self._data.select(self.selection, self._options)
+            if self._pins is None:
+                self._indices = self._data.select(self.selection, self._options)
+            else:
+                pins = self._pins[0]
+                chosen = pins if self.selection.everything else pins[np.isin(pins, self._data.select(self.selection, self._options))]
+                self._indices = chosen.copy()
             self._indices.setflags(write=False)
         return self._indices
 
@@ -212,6 +315,8 @@ class Examples:
         except Exception as exc:  # noqa: BLE001 - a repr must not raise; the error shows where the count goes
             count = f"? of {self._data.size} examples ({type(exc).__name__}: {exc})"
         selection = "" if self.selection.everything else f", {self.selection!r}"
+        if self._pins is not None:
+            selection += f", {self._pins[1]}"
         return (
             f"Examples('{self.run.path}', step={self.step}, {count}{selection}, fields: {', '.join(self._data.fields)})"
         )
@@ -235,6 +340,8 @@ class Examples:
             return self
         out = Examples.__new__(Examples)
         out._init(self._data, combined, self._options)
+        if self._pins is not None:
+            out._pinned(*self._pins)
         return out
 
     def arrays(self, *fields: str) -> dict[str, np.ndarray]:
@@ -334,7 +441,8 @@ class Examples:
         options = self._with({"display_size": GRID_CELL, **render_options})
         if not len(self):
             raise RenderError(f"nothing to draw: {self!r} is empty")
-        return render_grid([_cell(self._render(i, options)) for i in range(min(len(self), max_examples))], cols=cols)
+        cells = [thumbnail(self._render(i, options), GRID_CELL) for i in range(min(len(self), max_examples))]
+        return render_grid(cells, cols=cols)
 
     def _repr_png_(self) -> bytes | None:
         """Jupyter shows an ``Examples`` as its grid (or as text when there is nothing to draw)."""
@@ -383,11 +491,8 @@ def compare(a: Examples, b: Examples, *, max_examples: int = 16, **render_option
                 f"{'b' if name == 'a' else 'a'} (by {how}); they are left out",
                 stacklevel=2,
             )
-    left, right = _side_names(a, b)
-    cells = [_header(left), _header(right)]
-    for i, j in pairs[:max_examples]:
-        cells += [_cell(a._render(i, options_a)), _cell(b._render(j, options_b))]
-    return render_grid(cells, cols=2)
+    rows = [(a._render(i, options_a), b._render(j, options_b)) for i, j in pairs[:max_examples]]
+    return side_by_side(rows, _side_names(a, b), cell=GRID_CELL)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -414,13 +519,3 @@ def _side_names(a: Examples, b: Examples) -> tuple[str, str]:
 def _short(path: Any, limit: int = 32) -> str:
     text = str(path)
     return text if len(text) <= limit else "…" + text[-(limit - 1) :]
-
-
-def _cell(img: Image.Image) -> Image.Image:
-    """A drawing as a grid cell: drawn for ``GRID_CELL`` it fits already; ``thumbnail`` catches the rest
-    (a ``display_size`` above the cell, or text taller than the cell)."""
-    return thumbnail(img, GRID_CELL)
-
-
-def _header(text: str) -> Image.Image:
-    return label_image(text, _HEADER_FONT, colors.WHITE, colors.BACKGROUND)

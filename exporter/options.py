@@ -29,6 +29,8 @@ from .tensorboard import IMAGE_FORMATS, PNG_ENCODERS
 
 ImageFormat = Literal["png", "jpeg"]
 PngEncoder = Literal["auto", "fpng", "pillow"]
+GroupTags = Literal["class", "outcome"]
+GROUP_TAGS: tuple[GroupTags, ...] = ("class", "outcome")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +50,11 @@ class ExportOptions:
     * ``dumps``: ``"latest"`` dump of each step, or ``"all"``.
     * ``select``: which examples of each step to draw (metrics still use all).
     * ``max_shard_bytes``: refuse shards whose arrays would need more memory.
+    * ``changes``: at each step after the first, the examples fixed and broken since the step
+      before (``changes/fixed/<id>``, ``changes/broken/<id>``), and the tables ``summary/changes``
+      and ``summary/worst`` (the ``worst`` worst examples of each step); see ``exporter.changes``.
+    * ``group_tags``: per-example tags grouped by true ``"class"`` (``examples/<class>/<id>``) or by
+      ``"outcome"`` at the last step exported (``examples/right/<id>``, ``examples/wrong/<id>``).
 
     >>> ExportOptions(grid=True, workers=2).workers
     2
@@ -69,6 +76,9 @@ class ExportOptions:
     dumps: Literal["latest", "all"] = "latest"
     select: Selection | None = None
     max_shard_bytes: int = DEFAULT_MAX_BYTES
+    changes: bool = False
+    worst: int = 10
+    group_tags: GroupTags | None = None
 
     def __post_init__(self) -> None:
         check_type(self.read, ReadOptions, "read", "an exporter.ReadOptions")
@@ -89,13 +99,35 @@ class ExportOptions:
         check_choice(self.dumps, DUMPS, "dumps")
         if self.select is not None:
             check_type(self.select, Selection, "select", "an exporter.Selection or None")
-        for name in ("grid", "metrics", "skip_bad"):
+        for name in ("grid", "metrics", "skip_bad", "changes"):
             check_bool(getattr(self, name), name)
+        check_int(self.worst, "worst", minimum=0)
+        if self.group_tags is not None:
+            check_choice(self.group_tags, GROUP_TAGS, "group_tags")
 
     def output_hash(self) -> str:
         """A digest of the options that change what is drawn or tagged (workers and the PNG encoder do not)."""
         same_output = dataclasses.replace(self, workers="auto", png_encoder="auto")
         return hashlib.sha256(repr(same_output).encode()).hexdigest()[:16]
+
+
+    def drawn_with(self) -> str:
+        """What drew the images, for a tag's description: the drawing and reading options that differ from the defaults.
+
+        >>> ExportOptions(render=RenderOptions(score_threshold=0.3)).drawn_with()
+        'Drawn by summary-exporter with score_threshold=0.3.'
+        """
+        set_ = [
+            f"{f.name}={getattr(record, f.name)!r}"
+            for record, default in ((self.render, RenderOptions()), (self.read, ReadOptions()))
+            for f in dataclasses.fields(record)
+            if f.name not in ("legacy_read", "class_names") and getattr(record, f.name) != getattr(default, f.name)
+        ]
+        if self.read.class_names is not None:
+            set_.append(f"class_names from the options ({len(self.read.class_names)})")
+        if self.select is not None and not self.select.everything:
+            set_.append(f"examples picked by {self.select!r}")
+        return "Drawn by summary-exporter with " + (", ".join(set_) if set_ else "the default options") + "."
 
 
 def _merge(under: ReadOptions, over: ReadOptions) -> ReadOptions:

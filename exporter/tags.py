@@ -8,6 +8,11 @@ Tag layout::
     metrics/top{k}_accuracy       top-k accuracy of a step
     metrics/confusion_matrix      the confusion matrix of a step, as an image
     pr_curve/{class name}         one precision-recall curve per class
+    {prefix}/{group}/{id}         an example with ``group_tags``: its true class, or ``right`` / ``wrong``
+    changes/fixed/{id}            ``changes``: an example right at this step, wrong at the one before
+    changes/broken/{id}           ``changes``: wrong at this step, right at the one before
+    summary/changes               ``changes``: Markdown table of what was fixed and broken, per class
+    summary/worst                 ``changes``: Markdown table of the step's worst examples
 
 A per-example tag must be the same at every checkpoint so TensorBoard's step
 slider shows the same example evolving. ``{id}`` comes from the ``ids`` field
@@ -167,7 +172,16 @@ def pr_curve_tags(num_classes: int, class_names: Sequence[str] | None = None) ->
     Class names are all known up front, so a clash after sanitising is resolved
     with the class index rather than a hash (``pr_curve/traffic_light``).
     """
-    tags: list[str] = []
+    return [f"{PR_CURVE_PREFIX}/{c}" for c in class_components(num_classes, class_names)]
+
+
+def class_components(num_classes: int, class_names: Sequence[str] | None = None) -> list[str]:
+    """One distinct tag component per class (``pr_curve/<c>``, ``examples/<c>/<id>``); unnamed: ``class_<k>``.
+
+    >>> class_components(3, ["traffic light", "traffic?light"])
+    ['traffic_light', 'traffic_light-1', 'class_2']
+    """
+    out: list[str] = []
     used: set[str] = set()
     for k in range(num_classes):
         name = class_names[k] if class_names is not None and k < len(class_names) else f"class_{k}"
@@ -176,8 +190,8 @@ def pr_curve_tags(num_classes: int, class_names: Sequence[str] | None = None) ->
         while candidate.lower() in used:
             candidate = f"{clean}-{k}" if candidate == clean else candidate + "_"
         used.add(candidate.lower())
-        tags.append(f"{PR_CURVE_PREFIX}/{candidate}")
-    return tags
+        out.append(candidate)
+    return out
 
 
 class UniqueNames:
@@ -201,3 +215,67 @@ class UniqueNames:
             self.duplicates += 1
         self._used.add(candidate.lower())
         return candidate
+
+
+# --------------------------------------------------------------------------- what changed, groups, descriptions
+
+CHANGES_PREFIX = "changes"
+#: The two kinds of change between consecutive steps (``changes/<kind>/<id>``).
+CHANGE_KINDS = ("fixed", "broken")
+SUMMARY_CHANGES_TAG = "summary/changes"
+SUMMARY_WORST_TAG = "summary/worst"
+#: Groups of ``group_tags="outcome"``; an example whose outcome cannot be read is in ``UNKNOWN_GROUP``.
+OUTCOME_GROUPS = ("right", "wrong")
+UNKNOWN_GROUP = "unknown"
+
+
+def change_tag(kind: str, name: str) -> str:
+    """The tag of one example that was fixed or broken at a step (``name`` from ``example_name``).
+
+    >>> change_tag("fixed", "cat-1")
+    'changes/fixed/cat-1'
+    """
+    if kind not in CHANGE_KINDS:
+        raise ConfigError(f"a change is one of {', '.join(CHANGE_KINDS)}, got {kind!r}")
+    return f"{CHANGES_PREFIX}/{kind}/{name}"
+
+
+def grouped_tag(prefix: str, group: str, name: str) -> str:
+    """The tag of an example in a group (a class component, ``right``/``wrong``, ``unknown``).
+
+    >>> grouped_tag("examples", "cat", "img7"), grouped_tag("examples", "wrong", "img7")
+    ('examples/cat/img7', 'examples/wrong/img7')
+    """
+    if not isinstance(group, str) or _UNSAFE.search(group) or group in ("", ".", ".."):
+        raise ConfigError(f"a tag group is one safe component (class_components makes them), got {group!r}")
+    return f"{check_prefix(prefix)}/{group}/{name}"
+
+
+def example_description(drawn_with: str, group: str | None = None) -> str:
+    """The card text (Markdown) of a per-example tag: what it shows and what drew it."""
+    where = f" Grouped under `{group}`." if group else ""
+    return (
+        "One eval example at every exported checkpoint (drag the step slider): the input with the prediction "
+        "drawn on it; the caption is the predicted class and score against the true class, green when right, "
+        f"red when wrong; predicted boxes in class colours, ground truth dashed.{where} {drawn_with}"
+    )
+
+
+def change_description(kind: str, drawn_with: str) -> str:
+    """The card text of a ``changes/<kind>/<id>`` tag."""
+    what = "wrong at the step before, right at this one" if kind == "fixed" else "right at the step before, wrong at this one"
+    return (
+        f"An example whose outcome changed ({kind}: {what}; for detection, fewer or more missed and false boxes, or "
+        "its AP moved). Left: the earlier checkpoint, right: this one, each headed with its step. Written only "
+        f"at the steps where it changed. {drawn_with}"
+    )
+
+
+SUMMARY_CHANGES_DESCRIPTION = (
+    "Per class, the examples fixed (wrong before, right now) and broken (right before, wrong now) since the "
+    "previous exported step, with their ids; their images are under changes/fixed and changes/broken."
+)
+SUMMARY_WORST_DESCRIPTION = (
+    "The step's worst examples: the most confidently wrong (classification), or the images with the most "
+    "missed and false boxes, then the lowest AP (detection)."
+)

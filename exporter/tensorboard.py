@@ -4,8 +4,8 @@ Two pieces, both free of drawing:
 
 * ``encode_image`` turns a rendered image into PNG or JPEG bytes (PNG through
   ``fpng`` when it is installed, else Pillow at a fast compression level);
-* ``EventWriter`` writes pre-encoded images, scalars and PR curves as events
-  with an explicit step and wall time.
+* ``EventWriter`` writes pre-encoded images, scalars, PR curves and Markdown
+  text as events with an explicit step and wall time.
 
 TensorBoard drops ("purges") events written after an older step arrives, so an
 ``EventWriter`` refuses a step older than one it already wrote: callers order
@@ -41,11 +41,13 @@ EVENT_FILE_SUFFIX = ".summary-exporter"
 EVENT_FILE_GLOB = "events.out.tfevents.*" + EVENT_FILE_SUFFIX
 
 #: How many samples per tag TensorBoard keeps unless ``--samples_per_plugin`` says otherwise.
-TENSORBOARD_SAMPLES = {"images": 10, "pr_curves": 100, "scalars": 1000}
+TENSORBOARD_SAMPLES = {"images": 10, "pr_curves": 100, "scalars": 1000, "text": 10}
 
 IMAGE_FORMATS = ("png", "jpeg")
 PNG_ENCODERS = ("auto", "fpng", "pillow")
 PR_CURVE_THRESHOLDS = 127  # tensorboardX's (and TensorBoard's) maximum
+#: ``SummaryMetadata.data_class = DATA_CLASS_BLOB_SEQUENCE`` as wire bytes (field 4, varint 3).
+_BLOB_SEQUENCE_DATA_CLASS = b"\x20\x03"
 
 
 # --------------------------------------------------------------------------- encoding
@@ -358,11 +360,24 @@ class EventWriter:
         step: int,
         walltime: float | None = None,
         colorspace: int = 3,
+        description: str | None = None,
     ) -> None:
-        """One pre-encoded PNG/JPEG under ``tag`` at ``step``."""
+        """One pre-encoded PNG/JPEG under ``tag`` at ``step``.
+
+        ``description`` (Markdown) is the text TensorBoard shows on the tag's card; it
+        is written with the tag's first event of this file only (TensorBoard reads a
+        tag's metadata from its first event).
+        """
         event = self._event(step, walltime)
         # filled in place: the encoded bytes are copied once, not once more per enclosing message
-        image = event.summary.value.add(tag=tag).image
+        value = event.summary.value.add(tag=tag)
+        if description and not self.counts["images"][tag]:
+            value.metadata.summary_description = description
+            value.metadata.plugin_data.plugin_name = "images"
+            # TensorBoard's Rust data server keeps a legacy image's metadata (and so its description) only when
+            # it names its data class; tensorboardX's proto predates the field (4, DATA_CLASS_BLOB_SEQUENCE = 3)
+            value.metadata.MergeFromString(_BLOB_SEQUENCE_DATA_CLASS)
+        image = value.image
         image.height, image.width, image.colorspace = int(height), int(width), int(colorspace)
         image.encoded_image_string = bytes(encoded)
         self._write(event)
@@ -373,6 +388,32 @@ class EventWriter:
 
         self._add(Summary(value=[Summary.Value(tag=tag, simple_value=float(value))]), step, walltime)
         self.counts["scalars"][tag] += 1
+
+    def add_text(
+        self, tag: str, markdown: str, *, step: int, walltime: float | None = None, description: str | None = None
+    ) -> None:
+        """Markdown under ``tag`` at ``step``, for TensorBoard's text plugin (tables render as tables).
+
+        The proto is tensorboardX's ``summary.text`` (a string tensor with plugin data
+        ``text``, version 0) with two differences: the tensor is a scalar, as
+        ``tf.summary.text`` writes one string (the text plugin draws a 1-element
+        tensor as a one-cell table around the Markdown), and the tag is kept as
+        given (tensorboardX's ``add_text`` appends ``/text_summary``).
+        """
+        from tensorboardX.proto.plugin_text_pb2 import TextPluginData
+        from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
+        from tensorboardX.proto.tensor_pb2 import TensorProto
+        from tensorboardX.proto.tensor_shape_pb2 import TensorShapeProto
+
+        if not isinstance(markdown, str):
+            raise ConfigError(f"text for '{tag}' must be a str, got {type(markdown).__name__}")
+        plugin = SummaryMetadata.PluginData(plugin_name="text", content=TextPluginData(version=0).SerializeToString())
+        metadata = SummaryMetadata(plugin_data=plugin)
+        if description and not self.counts["text"][tag]:
+            metadata.summary_description = description
+        tensor = TensorProto(dtype="DT_STRING", string_val=[markdown.encode("utf-8")], tensor_shape=TensorShapeProto())
+        self._add(Summary(value=[Summary.Value(tag=tag, metadata=metadata, tensor=tensor)]), step, walltime)
+        self.counts["text"][tag] += 1
 
     def add_pr_curve(
         self,

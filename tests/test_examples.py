@@ -13,8 +13,9 @@ import exporter
 from exporter import ShardWriter, open_run
 from exporter.demo import CLASS_NAMES, make_shapes
 from exporter.errors import ConfigError, RenderError, RunNotFoundError
-from exporter.examples import Examples, _header, compare
+from exporter.examples import Examples, compare
 from exporter.render import GRID_CELL, ReadOptions, RenderOptions, render_example, render_grid
+from exporter.render.sheets import header as _header  # compare's column titles
 from exporter.select import Selection
 from exporter.shards import Shard
 
