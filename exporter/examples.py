@@ -298,7 +298,7 @@ class Examples:
 
     def _with(self, keywords: Mapping[str, Any]) -> ExportOptions:
         """This view's options with drawing keywords: style ones go to ``render``, reading ones to ``read``."""
-        style_fields = {f.name for f in dataclasses.fields(RenderOptions)} - {"legacy_read"}
+        style_fields = {f.name for f in dataclasses.fields(RenderOptions)} - {"legacy_read"} | {"background_class"}
         read_fields = {f.name for f in dataclasses.fields(ReadOptions)}
         unknown = sorted(set(keywords) - style_fields - read_fields)
         if unknown:

@@ -2,7 +2,8 @@
 
 ``ExportOptions`` says how ``export`` and ``render`` work; ``read`` (a
 ``ReadOptions``) overrides what the shards' metadata says about their data
-(class names, box format and coordinates, image layout and range), ``render``
+(class names, box format and coordinates, image layout and range, the mask
+background), ``render``
 (a ``RenderOptions``) is the drawing style. ``read_options_for`` is the only
 place where user overrides and metadata meet: the pipeline, the selections and
 the notebook all call it, so the names a picture shows are the names a
@@ -122,7 +123,13 @@ def read_options_for(options: ExportOptions, meta: ShardMeta, names: tuple[str, 
         box_coords=r.box_coords or meta.box_coords,
         layout=r.layout or meta.image_layout,
         value_range=r.value_range if r.value_range is not None else _range(meta.image_range),
+        mask_background=r.mask_background if r.mask_background is not None else _background(meta.mask_background),
     )
+
+
+def _background(value: int | None) -> int | Literal["none"]:
+    """The metadata's ``mask_background`` as a ``ReadOptions`` value: null (every id is a class) is ``"none"``."""
+    return "none" if value is None else value
 
 
 def _range(value: list[float] | None) -> tuple[float, float] | None:

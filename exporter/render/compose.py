@@ -168,7 +168,7 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
                 region,
                 p.mask,
                 alpha=o.mask_alpha,
-                background=o.background_class,
+                background=example.mask_background,
                 outline=o.mask_outline,
                 outline_width=max(1, sizes.line // 2),
             )
