@@ -64,3 +64,12 @@ def test_demo_command_end_to_end(tmp_path):
     sheet = Image.open(tmp_path / "demo" / "contact_sheet.png")
     assert sheet.width > 500 and sheet.height > 200
     assert open_run(tmp_path / "demo" / "shards").steps == [60, 120]
+    # the detector and segmenter halves: their numbers are written, and the printout says where
+    acc = read_events(tmp_path / "demo" / "logs" / "shapes")
+    scalars = set(acc.Tags()["scalars"])
+    for tag in ("metrics/detection/mAP", "metrics/detection/AP50", "metrics/detection/AR100",
+                "metrics/segmentation/mean_iou", "metrics/segmentation/IoU/background"):
+        assert tag in scalars and [e.step for e in acc.Scalars(tag)] == [60, 120], tag
+    assert {f"pr_curve/detection/{c}" for c in ("circle", "square", "triangle")} <= set(acc.Tags()["tensors"])
+    for where in ("metrics/detection/mAP", "metrics/segmentation/mean_iou", "pr_curve/detection/<class>"):
+        assert where in proc.stdout, where
