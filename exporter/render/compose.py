@@ -99,8 +99,9 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
     Predicted boxes above ``score_threshold`` (at most ``max_boxes``, best
     first) are coloured by class and labelled "name score"; gt boxes are dashed
     and labelled "gt: name" under their bottom-left corner; with ``match_iou``
-    predictions are coloured TP (green) / FP (red) and unmatched gt boxes are
-    labelled "missed" (orange). The example is not modified.
+    predictions are coloured TP (green) / FP (red), unmatched gt boxes are
+    labelled "missed" (orange) and the caption counts them ("TP 2 FP 1 FN 0").
+    The example is not modified.
 
     >>> draw_example(Example(np.zeros((64, 48, 3), np.uint8)), RenderOptions(min_size=0)).size
     (48, 64)
@@ -131,7 +132,8 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
         matched, missed = m.tp, m.missed
     gt_drawn = gt if o.draw_gt else None
 
-    strip = caption(example) if o.draw_caption else None
+    counts = None if matched is None or missed is None else (int(matched.sum()), int((~matched).sum()), int(missed.sum()))
+    strip = caption(example, counts) if o.draw_caption else None
     topk = topk_rows(example, o.topk) if o.topk > 0 else None
 
     masks, gt_masks = example.mask, example.gt_mask if o.draw_gt else None
