@@ -42,6 +42,7 @@ from .metrics.step import DEFAULT_IGNORE_INDEX, METRIC_FIELDS, ShardMetrics, Ste
 from .options import ExportOptions, box_match_for, read_options_for, step_class_names
 from .render import ReadOptions, RenderOptions, render_example
 from .schema import CANONICAL_FIELDS, ShardMeta
+from .select import Selection
 from .shards import Problem, Run, Shard, open_run
 from .tensorboard import encode_image, image_colorspace
 from .validation import check_arrays
@@ -355,7 +356,7 @@ def selected_rows(
 
 
 def _shard_stats(
-    shard: Shard, loaded: dict[str, np.ndarray], options: ExportOptions, selection: Any, names: Sequence[str] | None
+    shard: Shard, loaded: dict[str, np.ndarray], options: ExportOptions, selection: Selection, names: Sequence[str] | None
 ) -> ImageStats:
     """Per-image match results of one shard for the detector selections, read as the shard is drawn."""
     match = box_match_for(selection, options.render)

@@ -144,7 +144,7 @@ def _range(value: list[float] | None) -> tuple[float, float] | None:
 
 
 @dataclasses.dataclass(frozen=True)
-class BoxMatch:
+class BoxMatching:
     """How the detector selections match boxes: IoU, and which predictions count (those a picture shows)."""
 
     iou: float
@@ -152,12 +152,12 @@ class BoxMatch:
     max_boxes: int
 
 
-def box_match_for(selection: Selection, style: RenderOptions) -> BoxMatch:
+def box_match_for(selection: Selection, style: RenderOptions) -> BoxMatching:
     """The selection's ``match_iou`` / ``min_box_score``, else the drawing's ``match_iou`` / ``score_threshold``.
 
     >>> box_match_for(Selection(any_missed=True), RenderOptions(score_threshold=0.3))
-    BoxMatch(iou=0.5, min_score=0.3, max_boxes=100)
+    BoxMatching(iou=0.5, min_score=0.3, max_boxes=100)
     """
     iou = selection.match_iou if selection.match_iou is not None else style.match_iou
     score = selection.min_box_score if selection.min_box_score is not None else style.score_threshold
-    return BoxMatch(iou=DEFAULT_MATCH_IOU if iou is None else iou, min_score=score, max_boxes=style.max_boxes)
+    return BoxMatching(iou=DEFAULT_MATCH_IOU if iou is None else iou, min_score=score, max_boxes=style.max_boxes)

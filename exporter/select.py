@@ -249,7 +249,8 @@ class Selection:
         """The fields ``select`` may read; load those the run has (it needs only some of them).
 
         ``pred_labels`` or ``probs`` serve as the prediction, ``pred_scores`` or
-        ``probs`` as the score: ``check`` says which are required.
+        ``probs`` as the score: ``check`` says which are required. With detector
+        conditions they include the box fields the per-image ``stats`` are made from.
         """
         out: set[str] = set()
         for _, group in self._needs():
