@@ -27,11 +27,22 @@ import numpy as np
 
 from . import tags as tagging
 from ._procs import shutdown_now, worker_init
-from .errors import ExporterError, RenderError, ShardError, ShardFieldError, ShardFormatError, ShardTooLargeError
+from .errors import (
+    ConfigError,
+    ExporterError,
+    RenderError,
+    ShardError,
+    ShardFieldError,
+    ShardFormatError,
+    ShardTooLargeError,
+)
 from .metrics import classification
-from .options import ExportOptions, read_options_for, step_class_names
+from .metrics.images import BOX_FIELDS, ImageStats, image_shape_of, image_stats
+from .metrics.step import DEFAULT_IGNORE_INDEX, METRIC_FIELDS, ShardMetrics, StepMetrics, StepResults, measure_shard
+from .options import ExportOptions, box_match_for, read_options_for, step_class_names
 from .render import ReadOptions, RenderOptions, render_example
 from .schema import CANONICAL_FIELDS, ShardMeta
+from .select import Selection
 from .shards import Problem, Run, Shard, open_run
 from .tensorboard import encode_image, image_colorspace
 from .validation import check_arrays
@@ -86,6 +97,7 @@ class _Unit:
     png_encoder: str
     keep_pixels: int  # examples with step position < keep_pixels come back as pixels too (for the grid)
     max_bytes: int  # the reader's refusal limit per shard
+    ignore_index: int | None = DEFAULT_IGNORE_INDEX  # for the segmentation metrics
 
 
 @dataclasses.dataclass
@@ -107,6 +119,7 @@ class _UnitResult:
     render_error: str | None
     examples: list[Rendered]
     metric_arrays: dict[str, np.ndarray]
+    measured: ShardMetrics | None = None  # detection / segmentation evaluators of the shard (first unit only)
 
 
 class _LastShard:
@@ -137,7 +150,7 @@ def _work(unit: _Unit) -> _UnitResult:
     """Load, check (first unit of a shard), render and encode one unit. Runs in a worker process."""
     result = _UnitResult([], None, [], {})
     try:
-        names = None if unit.style is not None else classification.FIELDS
+        names = None if unit.style is not None else METRIC_FIELDS
         meta, arrays = _LAST.load(unit.path, names, unit.max_bytes)
         # a metrics-only unit loads only the metric fields: without any, only "holds no fields" is left to check
         if unit.first and (arrays or not Shard(unit.path).fields):
@@ -146,6 +159,7 @@ def _work(unit: _Unit) -> _UnitResult:
                 return result
             if unit.metrics:
                 result.metric_arrays = {n: arrays[n] for n in classification.FIELDS if n in arrays}
+                result.measured = _measure(unit, arrays)
     except (ShardError, ShardTooLargeError) as exc:
         result.problems = [Problem.from_error(unit.path, exc)]
         return result
@@ -179,6 +193,12 @@ def _work(unit: _Unit) -> _UnitResult:
             )
         )
     return result
+
+
+def _measure(unit: _Unit, arrays: dict[str, np.ndarray]) -> ShardMetrics:
+    """Match the shard's boxes and count its class maps here, where the shard is loaded: only evaluators go back."""
+    shape = image_shape_of(arrays) if "images" in arrays else image_shape_of(Shard(unit.path, max_bytes=unit.max_bytes).fields)
+    return measure_shard(arrays, unit.read, shape, ignore_index=unit.ignore_index)
 
 
 class _Results:
@@ -332,7 +352,7 @@ def _units(
         path=str(shard.path), base=base, metrics=metrics, image_format=options.image_format,
         jpeg_quality=options.jpeg_quality, png_encoder=options.png_encoder,
         keep_pixels=options.grid_max if options.grid else 0, max_bytes=options.max_shard_bytes,
-        read=read_options_for(options, shard.meta, names),
+        read=read_options_for(options, shard.meta, names), ignore_index=options.ignore_index,
     )
     if len(wanted) == 0:
         return [_Unit(rows=(), style=None, first=True, **common)] if metrics else []
@@ -359,23 +379,44 @@ def selected_rows(
     source = f"step {shards[0].step}"
     common = set.intersection(*(set(s.fields) for s in shards))
     selection.check(common, class_names, source=source)  # names the fields the step has
-    names = sorted(selection.fields & common)  # some fields are alternatives
-    parts, sizes = [], []
+    need = selection.image_stats
+    # box fields become per-image results shard by shard: the step's boxes are never held at once
+    box_names = sorted(selection.fields & set(BOX_FIELDS) & common) if need else []
+    names = sorted(selection.fields & common - set(box_names))  # some fields are alternatives
+    parts, sizes, stats = [], [], []
     for shard in shards:
         try:
-            loaded = shard.load(names)
-            ok = all(n in loaded and len(loaded[n]) == len(shard) for n in names)
-        except (ShardError, ShardTooLargeError):
+            loaded = shard.load(names + box_names)
+            ok = all(n in loaded and len(loaded[n]) == len(shard) for n in names + box_names)
+            if ok and need:
+                stats.append(_shard_stats(shard, loaded, options, selection, class_names))
+        except (ShardError, ShardTooLargeError, RenderError):
             ok = False
         sizes.append(len(shard) if ok else 0)
         if ok:
-            parts.append(loaded)
+            parts.append({n: loaded[n] for n in names})
     if not parts:
         return [np.zeros(0, np.int64) for _ in shards]
     arrays = {n: np.concatenate([p[n] for p in parts]) for n in names}
-    picked = np.sort(selection.select(arrays, class_names, n=sum(sizes), source=source))
+    step_stats = ImageStats.concat(stats) if need else None
+    picked = np.sort(selection.select(arrays, class_names, n=sum(sizes), source=source, stats=step_stats))
     starts = np.cumsum([0] + sizes)
     return [picked[(picked >= a) & (picked < b)] - a for a, b in zip(starts[:-1], starts[1:], strict=True)]
+
+
+def _shard_stats(
+    shard: Shard, loaded: dict[str, np.ndarray], options: ExportOptions, selection: Selection, names: Sequence[str] | None
+) -> ImageStats:
+    """Per-image match results of one shard for the detector selections, read as the shard is drawn."""
+    match = box_match_for(selection, options.render)
+    try:
+        return image_stats(
+            loaded, read_options_for(options, shard.meta, tuple(names) if names is not None else None),
+            image_shape_of(shard.fields), need=selection.image_stats,
+            iou=match.iou, min_score=match.min_score, max_boxes=match.max_boxes,
+        )  # fmt: skip
+    except ConfigError as exc:
+        raise ConfigError(f"{shard.path}: cannot select by boxes: {exc}") from None
 
 
 # --------------------------------------------------------------------------- running
@@ -399,6 +440,8 @@ class StepDone:
     metrics: classification.ClassificationMetrics | None
     grid: list[np.ndarray]
     class_names: Sequence[str] | None
+    measured: StepResults | None = None  # detection and segmentation metrics (exporter.metrics.step)
+    mask_class_names: Sequence[str] | None = None  # what the class map ids name
 
 
 def bad_shard(problems: list[Problem], options: ExportOptions, bad: list[Problem]) -> None:
@@ -450,6 +493,7 @@ def _step(
     """One step's shards, in order: their images as they come, then the step's totals."""
     names = tagging.UniqueNames()
     acc = classification.ClassificationMetrics(options.topk) if metrics else None
+    measured = StepMetrics(step) if metrics else None
     keep = options.grid_max if options.grid else 0
     grid: list[np.ndarray] = []
     walltime = 0.0
@@ -465,6 +509,8 @@ def _step(
         walltime = max(walltime, float(w.shard.meta.created))
         if acc is not None:
             acc.add(outs[0].metric_arrays)
+        if measured is not None and outs[0].measured is not None:
+            measured.add(outs[0].measured, source=str(w.shard.path))
         done = []
         for o in outs:
             for r in o.examples:
@@ -479,8 +525,23 @@ def _step(
             f"step {step}: {names.duplicates} example(s) share an id with an earlier one; "
             "they were named '<id>-dup<index>'"
         )
+    if measured is not None:
+        notes.extend(measured.notes)
     if walltime:
-        yield StepDone(step, walltime, acc, grid, schedule.class_names.get(step))
+        yield StepDone(
+            step, walltime, acc, grid, schedule.class_names.get(step),
+            measured=None if measured is None else measured.result(),
+            mask_class_names=_mask_names([w.shard for w in work]) or schedule.class_names.get(step),
+        )  # fmt: skip
+
+
+def _mask_names(shards: Sequence[Shard]) -> tuple[str, ...] | None:
+    """The names of the class map ids: the last shard's that has them (the class-name rule, for masks)."""
+    names = None
+    for shard in shards:
+        if shard.meta.mask_class_names:
+            names = tuple(shard.meta.mask_class_names)
+    return names
 
 
 def _problems(shard: Shard, outs: list[_UnitResult], options: ExportOptions) -> list[Problem]:

@@ -30,7 +30,8 @@ from ._lock import LOCK_FILE, OutputLock
 from .changes import ChangeCounts, ChangeTracker, StepChanges
 from .errors import ConfigError, ExporterError, NothingExportedError, RunNotFoundError
 from .manifest import incomplete_dumps
-from .metrics import classification
+from .metrics import classification, detection, segmentation
+from .metrics.step import DetectionCurves
 from .options import ExportOptions
 from .render import render_confusion_matrix, render_grid, thumbnail
 from .schema import CANONICAL_FIELDS, step_dirname
@@ -303,6 +304,7 @@ def _write_step(writer: EventWriter, item: _pipeline.StepDone, options: ExportOp
     if item.grid:
         add_picture(tagging.grid_tag(options.tag_prefix), _grid_image(item.grid))
         images += 1
+    _write_measured(writer, item, notes)
     m = item.metrics
     if m is None:
         return images
@@ -333,6 +335,43 @@ def _write_step(writer: EventWriter, item: _pipeline.StepDone, options: ExportOp
         tags = tagging.pr_curve_tags(m.pr.num_classes, item.class_names)
         writer.add_pr_curves(tags, m.pr, step=item.step, walltime=item.walltime)
     return images
+
+
+def _write_measured(writer: EventWriter, item: _pipeline.StepDone, notes: list[str]) -> None:
+    """A step's detection and segmentation scalars and detection PR curves; a -1 (nothing measurable) is left out."""
+    r = item.measured
+    if r is None:
+        return
+    at: dict[str, Any] = dict(step=item.step, walltime=item.walltime)
+    for metrics, masks in ((r.detection, False), (r.mask_detection, True)):
+        if metrics is None:
+            continue
+        for name, value in metrics.scalars().items():
+            if value != detection.NO_GT:
+                writer.add_scalar(tagging.detection_tag(name, masks=masks), value, **at)
+        if masks or r.class_agnostic:
+            continue  # per class: boxes only, and only when the boxes have classes
+        measured = {k: v for k, v in metrics.per_class_AP.items() if v != detection.NO_GT}
+        if len(measured) > classification.MAX_CLASSES:
+            notes.append(
+                f"step {item.step}: per-class detection AP and PR curves not written ({len(measured)} classes; "
+                f"they are written for at most {classification.MAX_CLASSES})"
+            )
+            continue
+        ap_tags = tagging.class_tags(tagging.DETECTION_AP_PREFIX, measured, item.class_names)
+        for k, value in measured.items():
+            writer.add_scalar(ap_tags[k], value, **at)
+        ids = sorted(measured)
+        pr_tags = tagging.class_tags(tagging.DETECTION_PR_CURVE_PREFIX, ids, item.class_names)
+        writer.add_pr_curves([pr_tags[k] for k in ids], DetectionCurves(metrics, ids), **at)
+    seg = r.segmentation
+    if seg is not None:
+        for tag, value in ((tagging.PIXEL_ACCURACY_TAG, seg.pixel_accuracy), (tagging.MEAN_IOU_TAG, seg.mean_iou)):
+            if value != segmentation.NO_PIXELS:
+                writer.add_scalar(tag, value, **at)
+        iou_tags = tagging.class_tags(tagging.SEGMENTATION_IOU_PREFIX, seg.per_class_iou, item.mask_class_names)
+        for k, value in seg.per_class_iou.items():
+            writer.add_scalar(iou_tags[k], value, **at)
 
 
 def _grid_image(cells: list[np.ndarray]) -> Any:

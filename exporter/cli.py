@@ -26,6 +26,7 @@ examples:
   summary-exporter render eval_shards overlays --max-per-step 16 --grid
   summary-exporter export eval_shards logs/worst --most-confident-wrong 32
   summary-exporter export eval_shards logs/eval --changes --group-tags class
+  summary-exporter export det_shards logs/misses --any-missed --match-iou 0.5 --score-threshold 0.3
   summary-exporter demo demo_out
   summary-exporter bench --quick
 
@@ -65,6 +66,16 @@ def _floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def _id_or_none(text: str) -> int | str:
+    """An integer id, or 'none' (for --mask-background: every id is a class)."""
+    if text.strip().lower() == "none":
+        return "none"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer id or 'none', got {text!r}") from None
+
+
 def _names(text: str) -> list[str | int]:
     """Comma-separated names or ids: all-digit items become ints (class ids / integer example ids)."""
     items = [t.strip() for t in text.split(",") if t.strip()]
@@ -87,6 +98,11 @@ def _selection(args: argparse.Namespace):
         least_confident_correct=args.least_confident_correct,
         per_class=args.per_class,
         ids=args.ids,
+        box_classes=args.box_classes,
+        any_false_positive=args.any_fp,
+        any_missed=args.any_missed,
+        worst=args.worst,
+        worst_by=args.worst_by,
     )
     chosen = {k: v for k, v in chosen.items() if v not in (None, False)}
     return Selection(**chosen) if chosen else None
@@ -133,6 +149,8 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     g2.add_argument("--mean", type=_floats, metavar="M,M,M", help="undo input normalisation: x * std + mean")
     g2.add_argument("--std", type=_floats, metavar="S,S,S", help="see --mean")
     g2.add_argument("--min-size", type=_positive_int, default=128, metavar="PX", help="upscale smaller images (nearest) to this short side (default 128)")
+    g2.add_argument("--mask-background", type=_id_or_none, metavar="ID|none",
+                    help="the masks id meaning 'no class here', not drawn (default: the shards' mask_background, else 0; none: draw every id)")
     g3 = p.add_argument_group("which examples")
     g3.add_argument("--max-per-step", type=_positive_int, metavar="N", help="only the first N examples of each step")
     g3.add_argument("--grid", action="store_true", help="also write a contact sheet per step")
@@ -146,6 +164,13 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     g3.add_argument("--least-confident-correct", type=_positive_int, metavar="K", help="the K least confident correct examples per step")
     g3.add_argument("--per-class", type=_positive_int, metavar="N", help="at most N examples per true class and step")
     g3.add_argument("--ids", type=_names, metavar="ID,ID", help="only these example ids")
+    g3.add_argument("--box-classes", type=_names, metavar="A,B", help="only images with a true or predicted box of these classes")
+    g3.add_argument("--any-fp", action="store_true",
+                    help="only images with a false positive: a predicted box matching no true box (at --match-iou, default 0.5)")
+    g3.add_argument("--any-missed", action="store_true",
+                    help="only images with a missed object: a true box no prediction matches (at --match-iou, default 0.5)")
+    g3.add_argument("--worst", type=_positive_int, metavar="K", help="the K images with the lowest per-image AP (or see --worst-by)")
+    g3.add_argument("--worst-by", choices=("ap", "iou"), help="rank --worst by COCO AP of the image (default) or by the mean best IoU of its true boxes")
     g3.add_argument("--all-dumps", action="store_true", help="read every dump of a step, not only the newest")
     g3.add_argument("--skip-bad", action="store_true", help="skip shards that fail validation and list them, instead of stopping")
     g3.add_argument("--max-shard-mb", type=_positive_int, default=DEFAULT_MAX_BYTES >> 20, metavar="MB",
@@ -201,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="write TensorBoard events: one image tag per example, one step per checkpoint",
         description="Write TensorBoard events from shards: per-example image tags stable across checkpoints, "
-        "accuracy / top-k scalars, PR curves and a confusion matrix where the fields allow.",
+        "accuracy / top-k scalars, PR curves and a confusion matrix, COCO detection AP/AR and segmentation IoU "
+        "where the fields allow.",
         epilog="example:\n  summary-exporter export eval_shards logs/eval --score-threshold 0.3 --workers 2\n"
         "  tensorboard --logdir logs/eval --samples_per_plugin images=100",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -211,11 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag-prefix", default="examples", help="prefix of per-example image tags (default 'examples')")
     p.add_argument("--format", choices=("png", "jpeg"), default="png", help="image encoding (default png, lossless)")
     p.add_argument("--jpeg-quality", type=int, default=90, metavar="Q", help="JPEG quality (default 90)")
-    p.add_argument("--no-metrics", action="store_true", help="no accuracy scalars, PR curves or confusion matrix")
+    p.add_argument("--no-metrics", action="store_true", help="no metric scalars (accuracy, AP, IoU), PR curves or confusion matrix")
     p.add_argument("--incremental", action="store_true",
                    help="export only shards not exported to LOGDIR before (rewrites the run if an older step arrives)")
     p.add_argument("--topk-accuracy", type=_positive_int, default=5, metavar="K", help="also log top-K accuracy when probs exist (default 5)")
     _add_changes_options(p)
+    p.add_argument("--ignore-index", type=_id_or_none, default=255, metavar="ID|none",
+                   help="true mask pixels with this id count nowhere in the segmentation metrics (default 255; the background is a class)")
     _add_render_options(p)
 
     p = sub.add_parser(
@@ -303,6 +331,7 @@ def _options(args: argparse.Namespace):
         value_range=args.value_range,
         mean=args.mean,
         std=args.std,
+        mask_background=args.mask_background,
     )
     style = RenderOptions(
         score_threshold=args.score_threshold,
@@ -326,6 +355,7 @@ def _options(args: argparse.Namespace):
             changes=args.changes,
             worst=args.worst,
             group_tags=args.group_tags,
+            ignore_index=None if args.ignore_index == "none" else args.ignore_index,
         )
     return ExportOptions(
         read=read,

@@ -33,7 +33,8 @@ from . import changes as _changes
 from . import shards
 from ._checks import check_int, is_int
 from .errors import ConfigError, RenderError
-from .options import ExportOptions, read_options_for, step_class_names
+from .metrics.images import BOX_FIELDS, ImageStats, image_shape_of, image_stats
+from .options import ExportOptions, box_match_for, read_options_for, step_class_names
 from .render import GRID_CELL, ReadOptions, RenderOptions, render_example, render_grid, side_by_side, thumbnail
 from .schema import CANONICAL_FIELDS
 from .select import Selection
@@ -224,8 +225,26 @@ class _StepData:
         names = sorted(selection.fields & self.common)
         for k in range(len(self.shards)):
             self.shard_arrays(k, names)  # one read per shard for all the fields
-        arrays = {name: self.column(name) for name in names}
-        return selection.select(arrays, self.class_names(options), n=self.size, source=self.describe())
+        class_names = self.class_names(options)
+        stats = self.image_stats(selection, options, class_names) if selection.image_stats else None
+        arrays = {name: self.column(name) for name in names if name not in BOX_FIELDS}
+        return selection.select(arrays, class_names, n=self.size, source=self.describe(), stats=stats)
+
+    def image_stats(
+        self, selection: Selection, options: ExportOptions, class_names: tuple[str, ...] | None
+    ) -> ImageStats:
+        """Per-image box matches for the detector conditions, shard by shard, read as ``export`` reads them."""
+        match = box_match_for(selection, options.render)
+        parts = []
+        for k, shard in enumerate(self.shards):
+            arrays = self.shard_arrays(k, sorted(BOX_FIELDS))
+            parts.append(
+                image_stats(
+                    arrays, read_options_for(options, shard.meta, class_names), image_shape_of(shard.fields),
+                    need=selection.image_stats, iou=match.iou, min_score=match.min_score, max_boxes=match.max_boxes,
+                )  # fmt: skip
+            )
+        return ImageStats.concat(parts)
 
 
 class Examples:
@@ -405,7 +424,7 @@ class Examples:
 
     def _with(self, keywords: Mapping[str, Any]) -> ExportOptions:
         """This view's options with drawing keywords: style ones go to ``render``, reading ones to ``read``."""
-        style_fields = {f.name for f in dataclasses.fields(RenderOptions)} - {"legacy_read"}
+        style_fields = {f.name for f in dataclasses.fields(RenderOptions)} - {"legacy_read"} | {"background_class"}
         read_fields = {f.name for f in dataclasses.fields(ReadOptions)}
         unknown = sorted(set(keywords) - style_fields - read_fields)
         if unknown:

@@ -2,7 +2,8 @@
 
 ``ExportOptions`` says how ``export`` and ``render`` work; ``read`` (a
 ``ReadOptions``) overrides what the shards' metadata says about their data
-(class names, box format and coordinates, image layout and range), ``render``
+(class names, box format and coordinates, image layout and range, the mask
+background), ``render``
 (a ``RenderOptions``) is the drawing style. ``read_options_for`` is the only
 place where user overrides and metadata meet: the pipeline, the selections and
 the notebook all call it, so the names a picture shows are the names a
@@ -21,9 +22,10 @@ from typing import Literal
 
 from . import tags as tagging
 from ._checks import check_bool, check_choice, check_int, check_optional_int, check_type
+from .metrics.step import DEFAULT_IGNORE_INDEX
 from .render import ReadOptions, RenderOptions
 from .schema import ShardMeta, class_names
-from .select import Selection
+from .select import DEFAULT_MATCH_IOU, Selection
 from .shards import DEFAULT_MAX_BYTES, DUMPS
 from .tensorboard import IMAGE_FORMATS, PNG_ENCODERS
 
@@ -45,7 +47,11 @@ class ExportOptions:
     * ``image_format``, ``jpeg_quality``, ``png_encoder`` (``"auto"``: fpng when installed, else Pillow).
     * ``workers``: render and encode in this many processes; ``"auto"`` (default): one per core,
       fewer for small exports (``_pipeline.worker_count``).
-    * ``metrics``, ``topk``: accuracy / top-k scalars, PR curves, confusion matrix.
+    * ``metrics``, ``topk``: accuracy / top-k scalars, PR curves, confusion matrix; COCO box (and
+      instance mask) AP/AR where there are predicted and true boxes; pixel accuracy and IoU where
+      there are predicted and true class maps.
+    * ``ignore_index``: ground-truth mask id counted nowhere by the segmentation metrics
+      (default 255, VOC's "void"; None: every id is a class). The mask background is a class.
     * ``skip_bad``: list bad shards and go on, instead of stopping at the first.
     * ``dumps``: ``"latest"`` dump of each step, or ``"all"``.
     * ``select``: which examples of each step to draw (metrics still use all).
@@ -72,6 +78,7 @@ class ExportOptions:
     workers: int | Literal["auto"] = "auto"
     metrics: bool = True
     topk: int = 5
+    ignore_index: int | None = DEFAULT_IGNORE_INDEX
     skip_bad: bool = False
     dumps: Literal["latest", "all"] = "latest"
     select: Selection | None = None
@@ -96,6 +103,7 @@ class ExportOptions:
             check_int(self.workers, "workers", minimum=1)
         check_int(self.max_shard_bytes, "max_shard_bytes", minimum=1)
         check_int(self.topk, "topk", minimum=1)
+        check_optional_int(self.ignore_index, "ignore_index")
         check_choice(self.dumps, DUMPS, "dumps")
         if self.select is not None:
             check_type(self.select, Selection, "select", "an exporter.Selection or None")
@@ -156,8 +164,34 @@ def read_options_for(options: ExportOptions, meta: ShardMeta, names: tuple[str, 
         box_coords=r.box_coords or meta.box_coords,
         layout=r.layout or meta.image_layout,
         value_range=r.value_range if r.value_range is not None else _range(meta.image_range),
+        mask_background=r.mask_background if r.mask_background is not None else _background(meta.mask_background),
     )
+
+
+def _background(value: int | None) -> int | Literal["none"]:
+    """The metadata's ``mask_background`` as a ``ReadOptions`` value: null (every id is a class) is ``"none"``."""
+    return "none" if value is None else value
 
 
 def _range(value: list[float] | None) -> tuple[float, float] | None:
     return None if value is None else (float(value[0]), float(value[1]))
+
+
+@dataclasses.dataclass(frozen=True)
+class BoxMatching:
+    """How the detector selections match boxes: IoU, and which predictions count (those a picture shows)."""
+
+    iou: float
+    min_score: float
+    max_boxes: int
+
+
+def box_match_for(selection: Selection, style: RenderOptions) -> BoxMatching:
+    """The selection's ``match_iou`` / ``min_box_score``, else the drawing's ``match_iou`` / ``score_threshold``.
+
+    >>> box_match_for(Selection(any_missed=True), RenderOptions(score_threshold=0.3))
+    BoxMatching(iou=0.5, min_score=0.3, max_boxes=100)
+    """
+    iou = selection.match_iou if selection.match_iou is not None else style.match_iou
+    score = selection.min_box_score if selection.min_box_score is not None else style.score_threshold
+    return BoxMatching(iou=DEFAULT_MATCH_IOU if iou is None else iou, min_score=score, max_boxes=style.max_boxes)

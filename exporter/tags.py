@@ -13,6 +13,16 @@ Tag layout::
     changes/broken/{id}           ``changes``: wrong at this step, right at the one before
     summary/changes               ``changes``: Markdown table of what was fixed and broken, per class
     summary/worst                 ``changes``: Markdown table of the step's worst examples
+    metrics/detection/{stat}      COCO box AP/AR of a step: mAP, AP50, AP75, APs, APm, APl, AR1, AR10,
+                                  AR100, ARs, ARm, ARl (``metrics.detection.STAT_NAMES``)
+    metrics/detection/AP/{class}  COCO box AP of one class
+    metrics/detection/mask_{stat} the same for instance masks (mask_mAP, mask_AP50, ...)
+    pr_curve/detection/{class}    one detection PR curve per class (IoU 0.5)
+    metrics/segmentation/pixel_accuracy, metrics/segmentation/mean_iou
+    metrics/segmentation/IoU/{class}   IoU of one class of the class maps
+
+Class name components are sanitised like ids but, all names being known up
+front, made distinct with the class index instead of a hash (``class_tags``).
 
 A per-example tag must be the same at every checkpoint so TensorBoard's step
 slider shows the same example evolving. ``{id}`` comes from the ``ids`` field
@@ -33,7 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -46,6 +56,13 @@ HASH_CHARS = 8
 ACCURACY_TAG = "metrics/accuracy"
 CONFUSION_MATRIX_TAG = "metrics/confusion_matrix"
 PR_CURVE_PREFIX = "pr_curve"
+DETECTION_PREFIX = "metrics/detection"
+DETECTION_AP_PREFIX = "metrics/detection/AP"
+DETECTION_PR_CURVE_PREFIX = "pr_curve/detection"
+SEGMENTATION_PREFIX = "metrics/segmentation"
+SEGMENTATION_IOU_PREFIX = "metrics/segmentation/IoU"
+PIXEL_ACCURACY_TAG = "metrics/segmentation/pixel_accuracy"
+MEAN_IOU_TAG = "metrics/segmentation/mean_iou"
 
 #: File name of a step's grid in ``render()`` output; an example id can never produce it.
 GRID_FILENAME = "grid.png"
@@ -192,6 +209,45 @@ def class_components(num_classes: int, class_names: Sequence[str] | None = None)
         used.add(candidate.lower())
         out.append(candidate)
     return out
+
+
+def detection_tag(stat: str, *, masks: bool = False) -> str:
+    """The tag of one COCO summary number of a step: box AP/AR, or with ``masks`` instance-mask AP/AR.
+
+    >>> detection_tag("mAP"), detection_tag("AP50", masks=True)
+    ('metrics/detection/mAP', 'metrics/detection/mask_AP50')
+    """
+    return f"{DETECTION_PREFIX}/{'mask_' if masks else ''}{stat}"
+
+
+def class_tags(prefix: str, class_ids: Iterable[int], class_names: Sequence[str] | None = None) -> dict[int, str]:
+    """``{class id: prefix/<name>}`` for ``class_ids``: distinct, and the same whichever ids a step holds.
+
+    Every name is made a component first (in order, as ``pr_curve_tags`` does),
+    so the tag of a class depends on the names only; ids beyond them are
+    ``class_<id>``.
+
+    >>> class_tags("metrics/detection/AP", [2, 0, 7], ["a/b", "cat", "a_b"])
+    {0: 'metrics/detection/AP/a_b', 2: 'metrics/detection/AP/a_b-2', 7: 'metrics/detection/AP/class_7'}
+    """
+    used: set[str] = set()
+    components = {k: _component(str(name), used, k) for k, name in enumerate(class_names or ())}
+    tags = {}
+    for k in sorted({int(i) for i in class_ids}):
+        if k not in components:
+            components[k] = _component(f"class_{k}", used, k)
+        tags[k] = f"{prefix}/{components[k]}"
+    return tags
+
+
+def _component(name: str, used: set[str], k: int) -> str:
+    """A sanitised name not in ``used`` (case-insensitively): the class index is appended on a clash."""
+    clean, _ = _clean(name, MAX_ID_LENGTH)
+    candidate = clean
+    while candidate.lower() in used:
+        candidate = f"{clean}-{k}" if candidate == clean else candidate + "_"
+    used.add(candidate.lower())
+    return candidate
 
 
 class UniqueNames:

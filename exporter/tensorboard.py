@@ -27,7 +27,7 @@ import time
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -177,6 +177,17 @@ class PRCurveCounts:
         precision = tp / np.maximum(1e-7, tp + fp)
         recall = tp / np.maximum(1e-7, tp + fn)
         return np.stack((tp, fp, tn, fn, precision, recall))
+
+
+class PRCurves(Protocol):
+    """What ``EventWriter.add_pr_curves`` reads: ``PRCurveCounts``, or any per-class curves (detection's)."""
+
+    @property
+    def num_classes(self) -> int: ...
+
+    num_thresholds: int
+
+    def curve(self, k: int) -> np.ndarray: ...
 
 
 # --------------------------------------------------------------------------- events
@@ -433,7 +444,7 @@ class EventWriter:
         self.counts["pr_curves"][tag] += 1
 
     def add_pr_curves(
-        self, tags: Sequence[str], counts: PRCurveCounts, *, step: int, walltime: float | None = None
+        self, tags: Sequence[str], counts: PRCurves, *, step: int, walltime: float | None = None
     ) -> None:
         """One PR curve per class from accumulated counts; ``tags[k]`` names class ``k``."""
         from tensorboardX.summary import pr_curve_raw

@@ -142,8 +142,9 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
     Predicted boxes above ``score_threshold`` (at most ``max_boxes``, best
     first) are coloured by class and labelled "name score"; gt boxes are dashed
     and labelled "gt: name" under their bottom-left corner; with ``match_iou``
-    predictions are coloured TP (green) / FP (red) and unmatched gt boxes are
-    labelled "missed" (orange). The example is not modified.
+    predictions are coloured TP (green) / FP (red), unmatched gt boxes are
+    labelled "missed" (orange) and the caption counts them ("TP 2 FP 1 FN 0").
+    The example is not modified.
 
     >>> draw_example(Example(np.zeros((64, 48, 3), np.uint8)), RenderOptions(min_size=0)).size
     (48, 64)
@@ -196,6 +197,10 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
         matched, missed = m.tp, m.missed
     gt_drawn = gt if o.draw_gt else None
 
+    if matched is not None and missed is not None and o.draw_caption:  # per-image counts join the caption
+        strip = caption(example, (int(matched.sum()), int((~matched).sum()), int(missed.sum())))
+        strip_bg = strip[1] if strip is not None else colors.BACKGROUND
+
     masks, gt_masks = example.mask, example.gt_mask if o.draw_gt else None
     gap = _gap(sizes)
     header_h = label_size("x", sizes.font)[1] if o.side_by_side else 0
@@ -233,7 +238,7 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
                 region,
                 mask,
                 alpha=o.mask_alpha,
-                background=o.background_class,
+                background=example.mask_background,
                 outline=o.mask_outline,
                 outline_width=max(1, sizes.line // 2),
             )

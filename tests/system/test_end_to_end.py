@@ -76,3 +76,12 @@ def test_demo_command_end_to_end(tmp_path):
     text = table.tensor_proto.string_val[0].decode()
     assert f"{len(fixed)} fixed, {len(broken)} broken" in text and f"{len(fixed)} examples fixed, {len(broken)} broken" in proc.stdout
     assert [e.step for e in acc.Tensors("summary/worst")] == [60, 120]
+    # the detector and segmenter halves: their numbers are written, and the printout says where
+    acc = read_events(tmp_path / "demo" / "logs" / "shapes")
+    scalars = set(acc.Tags()["scalars"])
+    for tag in ("metrics/detection/mAP", "metrics/detection/AP50", "metrics/detection/AR100",
+                "metrics/segmentation/mean_iou", "metrics/segmentation/IoU/background"):
+        assert tag in scalars and [e.step for e in acc.Scalars(tag)] == [60, 120], tag
+    assert {f"pr_curve/detection/{c}" for c in ("circle", "square", "triangle")} <= set(acc.Tags()["tensors"])
+    for where in ("metrics/detection/mAP", "metrics/segmentation/mean_iou", "pr_curve/detection/<class>"):
+        assert where in proc.stdout, where
