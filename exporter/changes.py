@@ -665,7 +665,7 @@ class StepChanges:
         if self.changes is not None:
             table = changes_table(self.changes, self._classes)
             out.append((tagging.SUMMARY_CHANGES_TAG, table, tagging.SUMMARY_CHANGES_DESCRIPTION))
-        k = self._tracker.options.worst
+        k = self._tracker.options.summary_worst
         if k:
             out.append((tagging.SUMMARY_WORST_TAG, worst_table(self.outcomes, k), tagging.SUMMARY_WORST_DESCRIPTION))
         return out

@@ -198,7 +198,7 @@ def _add_changes_options(p: argparse.ArgumentParser) -> None:
         "options pick the examples compared (picked at either step); with --incremental the first new step is "
         "compared with the last one exported",
     )
-    g.add_argument("--worst", type=int, default=10, metavar="K",
+    g.add_argument("--summary-worst", type=int, default=10, metavar="K",
                    help="rows of summary/worst: the K most confidently wrong examples, or worst images (default 10; 0: none)")
     g.add_argument(
         "--group-tags", choices=("class", "outcome"),
@@ -353,7 +353,7 @@ def _options(args: argparse.Namespace):
             metrics=not args.no_metrics,
             topk=args.topk_accuracy,
             changes=args.changes,
-            worst=args.worst,
+            summary_worst=args.summary_worst,
             group_tags=args.group_tags,
             ignore_index=None if args.ignore_index == "none" else args.ignore_index,
         )

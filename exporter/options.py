@@ -58,7 +58,7 @@ class ExportOptions:
     * ``max_shard_bytes``: refuse shards whose arrays would need more memory.
     * ``changes``: at each step after the first, the examples fixed and broken since the step
       before (``changes/fixed/<id>``, ``changes/broken/<id>``), and the tables ``summary/changes``
-      and ``summary/worst`` (the ``worst`` worst examples of each step); see ``exporter.changes``.
+      and ``summary/worst`` (the ``summary_worst`` worst examples of each step); see ``exporter.changes``.
     * ``group_tags``: per-example tags grouped by true ``"class"`` (``examples/<class>/<id>``) or by
       ``"outcome"`` at the last step exported (``examples/right/<id>``, ``examples/wrong/<id>``).
 
@@ -84,7 +84,7 @@ class ExportOptions:
     select: Selection | None = None
     max_shard_bytes: int = DEFAULT_MAX_BYTES
     changes: bool = False
-    worst: int = 10
+    summary_worst: int = 10
     group_tags: GroupTags | None = None
 
     def __post_init__(self) -> None:
@@ -109,7 +109,7 @@ class ExportOptions:
             check_type(self.select, Selection, "select", "an exporter.Selection or None")
         for name in ("grid", "metrics", "skip_bad", "changes"):
             check_bool(getattr(self, name), name)
-        check_int(self.worst, "worst", minimum=0)
+        check_int(self.summary_worst, "summary_worst", minimum=0)
         if self.group_tags is not None:
             check_choice(self.group_tags, GROUP_TAGS, "group_tags")
 

@@ -134,7 +134,7 @@ def test_export_changes_tags_exactly_the_flips_at_the_later_step_with_both_pictu
 
 
 def test_summary_tables_read_back_as_text_plugin_tensors(flips, tmp_path):
-    export(flips, tmp_path / "logs", ExportOptions(changes=True, worst=3))
+    export(flips, tmp_path / "logs", ExportOptions(changes=True, summary_worst=3))
     acc = read_events(tmp_path / "logs")
     assert {"summary/changes", "summary/worst"} <= set(acc.Tags()["tensors"])
     for tag in ("summary/changes", "summary/worst"):
@@ -336,7 +336,7 @@ def test_group_tags_name_the_missing_fields(tmp_path, group, fields, message):
     "kwargs, message",
     [
         (dict(changes="yes"), "changes"),
-        (dict(worst=-1), "worst"),
+        (dict(summary_worst=-1), "summary_worst"),
         (dict(group_tags="color"), "group_tags"),
     ],
 )

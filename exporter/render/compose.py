@@ -243,7 +243,7 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
                 outline_width=max(1, sizes.line // 2),
             )
         if p.outline is not None:
-            outline_dashed_into(region, p.outline, background=o.background_class, width=sizes.line, dash=sizes.dash)
+            outline_dashed_into(region, p.outline, background=example.mask_background, width=sizes.line, dash=sizes.dash)
     # dashed gt boxes are cheaper as numpy slices than as Pillow calls, and go under the predictions
     gt_labels = [
         _draw_gt(canvas, p.gt, missed, names, scale, p.bounds(w, h), sizes) if p.gt is not None else []
