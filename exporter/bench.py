@@ -455,6 +455,7 @@ def _time_export(run_dir: Path, scratch: Path, *, png_encoder: str, workers: int
     from .tensorboard import png_encoder_description
 
     logdir = Path(tempfile.mkdtemp(prefix="export-", dir=scratch))
+    used = _workers_used(workers)
     try:
         t0 = time.perf_counter()
         options = ExportOptions(png_encoder=png_encoder, workers=workers)  # type: ignore[arg-type]  # checked there
@@ -463,13 +464,15 @@ def _time_export(run_dir: Path, scratch: Path, *, png_encoder: str, workers: int
     finally:
         shutil.rmtree(logdir, ignore_errors=True)
     return {"images": report.images, "seconds": seconds, "encoder": png_encoder_description(png_encoder),
-            "workers": _workers_used(workers, report.images)}
+            "workers": used}
 
 
-def _workers_used(workers: int | str, images: int) -> int:
+def _workers_used(workers: int | str) -> int:
+    """The processes ``export`` will draw with, asked before it starts (threads it leaves behind would make
+    ``"auto"`` answer 1 afterwards); the runs here hold far more than 32 images per core."""
     from ._pipeline import worker_count
 
-    return worker_count(workers, images)
+    return worker_count(workers, 1 << 30)
 
 
 def _time_usual_route(run_dir: Path, scratch: Path) -> dict[str, float]:
@@ -813,6 +816,7 @@ def _export_child(cfg: dict[str, Any]) -> dict[str, Any]:
 
     logdir = tempfile.mkdtemp(prefix="export-mem-", dir=cfg["scratch"])
     workers = cfg["workers"]
+    used = _workers_used(workers)
     try:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
@@ -824,7 +828,7 @@ def _export_child(cfg: dict[str, Any]) -> dict[str, Any]:
     return {
         "images": report.images,
         "seconds": seconds,
-        "workers": _workers_used(workers, report.images),
+        "workers": used,
         "self_maxrss_mb": _maxrss_mb("RUSAGE_SELF"),
         "workers_maxrss_mb": _maxrss_mb("RUSAGE_CHILDREN"),
     }
