@@ -23,7 +23,7 @@ from exporter.tensorboard import (
     png_encoder_name,
 )
 
-PNG_ENCODERS = ["pillow"] + (["fpng"] if fpng_available() else [])
+PNG_ENCODERS = ["numpy", "pillow"] + (["fpng"] if fpng_available() else [])
 
 
 # --------------------------------------------------------------------------- encode_image
@@ -66,7 +66,7 @@ def test_jpeg_keeps_size_and_roughly_the_colours():
         (np.zeros((4, 4, 2), np.uint8), {}, r"\(H, W, 1\|3\|4\)"),
         (np.zeros((2, 4, 4, 3), np.uint8), {}, "uint8 .*array"),
         (np.zeros((4, 4, 3), np.uint8), {"fmt": "gif"}, "png, jpeg"),
-        (np.zeros((4, 4, 3), np.uint8), {"png_encoder": "zlib"}, "auto, fpng, pillow"),
+        (np.zeros((4, 4, 3), np.uint8), {"png_encoder": "zlib"}, "auto, numpy, pillow, fpng"),
     ],
 )
 def test_encode_image_refuses_what_it_cannot_encode(image, kwargs, match):
@@ -74,9 +74,18 @@ def test_encode_image_refuses_what_it_cannot_encode(image, kwargs, match):
         encode_image(image, **kwargs)
 
 
-def test_auto_encoder_prefers_fpng_when_installed():
-    assert png_encoder_name("auto") == ("fpng" if fpng_available() else "pillow")
+def test_auto_encoder_is_the_numpy_writer_whatever_is_installed():
+    assert png_encoder_name("auto") == "numpy"  # fpng, when installed, only on request
     assert png_encoder_name("pillow") == "pillow"
+
+
+def test_fpng_asked_for_but_missing_names_its_extra(monkeypatch):
+    from exporter import tensorboard
+    from exporter.errors import MissingDependencyError
+
+    monkeypatch.setattr(tensorboard, "_fpng", lambda: None)
+    with pytest.raises(MissingDependencyError, match=r"summary-exporter\[fpng\]"):
+        encode_image(np.zeros((2, 2, 3), np.uint8), png_encoder="fpng")
 
 
 @settings(max_examples=25, deadline=None)
