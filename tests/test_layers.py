@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("base", {"errors", "_checks", "_files", "_lock", "_procs", "_version", "schema", "storage", "tags", "odapi"}),
     ("format", {"shards", "manifest", "validation", "writer"}),
     ("render", {"render"}),
-    ("tensorboard", {"tensorboard"}),
+    ("tensorboard", {"png", "tensorboard"}),
     ("pipeline", {"metrics", "select", "options", "_incremental", "_pipeline", "changes"}),
     ("library", {"api", "distributed"}),
     ("faces", {"examples", "views", "cli", "demo", "bench", "capture", "coco", "__init__", "__main__"}),
