@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ._files import atomic_write
 from .schema import manifest_filename
+from .storage import Location, join, put_bytes
 
 if TYPE_CHECKING:
     from .shards import Shard
@@ -39,9 +40,12 @@ class Manifest:
     def filename(self) -> str:
         return manifest_filename(self.dump_id)
 
-    def write(self, step_dir: str | os.PathLike) -> Path:
-        """Write the manifest atomically into ``step_dir`` (the folder of its shards)."""
-        return atomic_write(Path(step_dir) / self.filename, json.dumps(dataclasses.asdict(self), sort_keys=True))
+    def write(self, step_dir: str | os.PathLike | Location) -> Path | Location:
+        """Write the manifest atomically into ``step_dir`` (the folder of its shards; on a store, one PUT)."""
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        if isinstance(step_dir, Location) and not step_dir.is_local:
+            return put_bytes(join(step_dir, self.filename), text.encode())
+        return atomic_write(Path(step_dir.path if isinstance(step_dir, Location) else step_dir) / self.filename, text)
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> Manifest:

@@ -16,7 +16,7 @@ import time
 import warnings
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -41,6 +41,7 @@ from .schema import (
     class_names,
     shard_filename,
 )
+from .storage import DEFAULT_RETRY, Location, RetryPolicy, join, put_file
 
 #: Which dumps of a step a reader uses: the newest (default) or all of them.
 DUMPS = ("latest", "all")
@@ -172,9 +173,48 @@ def write_shard(
     A reader never sees a half-written shard; a crash leaves at most a hidden
     temp file that readers ignore.
     """
-    chunks = [arrays] if isinstance(arrays, Mapping) else list(arrays)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    return atomic_write(directory / shard_filename(meta.dump_id, meta.shard_index), _zip_writer(meta, arrays, compress))
+
+
+def upload_shard(
+    directory: Location,
+    meta: ShardMeta,
+    arrays: Mapping[str, np.ndarray] | Sequence[Mapping[str, np.ndarray]],
+    *,
+    compress: bool = False,
+    retry: RetryPolicy = DEFAULT_RETRY,
+) -> Location:
+    """``write_shard`` into a folder of an object store (any fsspec URL): whole or absent there too.
+
+    The zip goes to a local temp file first (no fsync: it is a copy on its way),
+    then ``storage.put_file`` publishes it under its final key in one PUT (a
+    multipart upload above 100 MiB, visible only when complete), retried under
+    ``retry``; the temp file is removed either way. A reader listing the folder
+    never sees a temp or partial object; a killed writer leaves at most a temp
+    file in the local temp folder.
+    """
+    import tempfile
+
+    target = join(directory, shard_filename(meta.dump_id, meta.shard_index))
+    fd, tmp = tempfile.mkstemp(prefix=".summary-exporter-upload-", suffix=SHARD_SUFFIX)
+    try:
+        with open(fd, "wb") as f:
+            _zip_writer(meta, arrays, compress)(f)
+        return put_file(tmp, target, retry=retry)
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _zip_writer(
+    meta: ShardMeta, arrays: Mapping[str, np.ndarray] | Sequence[Mapping[str, np.ndarray]], compress: bool
+) -> Callable[[BinaryIO], None]:
+    """What writes one shard's zip into an open binary file."""
+    chunks = [arrays] if isinstance(arrays, Mapping) else list(arrays)
     compression = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
 
     def write(f: BinaryIO) -> None:
@@ -183,7 +223,7 @@ def write_shard(
                 _write_member(zf, name, [c[name] for c in chunks])
             _write_member(zf, META_KEY, [np.array(meta.to_json())])
 
-    return atomic_write(directory / shard_filename(meta.dump_id, meta.shard_index), write)
+    return write
 
 
 def _write_member(zf: zipfile.ZipFile, name: str, parts: Sequence[np.ndarray]) -> None:

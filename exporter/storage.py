@@ -107,6 +107,17 @@ class Location:
     def name(self) -> str:
         return posixpath.basename(self.path) if not self.is_local else Path(self.path).name
 
+    @property
+    def parent(self) -> Location:
+        """The folder holding this file or folder, on the same file system.
+
+        >>> locate("runs/run1/step-000000000100").parent
+        Location('runs/run1')
+        """
+        if self.is_local:
+            return dataclasses.replace(self, path=os.path.dirname(self.path) or ".")
+        return dataclasses.replace(self, path=posixpath.dirname(self.path))
+
     def __truediv__(self, part: str) -> Location:
         return join(self, part)
 
@@ -368,6 +379,12 @@ def open_read(location: Location, *, block_size: int = DEFAULT_BLOCK_SIZE) -> Bi
         raise RunNotFoundError(f"{location}: no such file") from None
     except IsADirectoryError:
         raise RunNotFoundError(f"{location}: is a folder, not a file") from None
+
+
+def read_bytes(location: Location) -> bytes:
+    """The whole content of a small file (a manifest, an export state); RunNotFoundError if it is not there."""
+    with open_read(location) as f:
+        return f.read()
 
 
 # --------------------------------------------------------------------------- writing

@@ -16,12 +16,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "exporter"
 
 #: Bottom to top. A module may import modules of its own layer or below, never above.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("base", {"errors", "_checks", "_files", "_lock", "_procs", "_version", "schema", "tags", "odapi"}),
+    ("base", {"errors", "_checks", "_files", "_lock", "_procs", "_version", "schema", "tags", "odapi", "storage"}),
     ("format", {"shards", "manifest", "validation", "writer"}),
     ("render", {"render"}),
     ("tensorboard", {"tensorboard"}),
     ("pipeline", {"metrics", "select", "options", "_incremental", "_pipeline"}),
-    ("library", {"api"}),
+    ("library", {"api", "distributed"}),
     ("faces", {"examples", "views", "cli", "demo", "bench", "capture", "coco", "__init__", "__main__"}),
 ]
 
