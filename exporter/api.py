@@ -16,6 +16,7 @@ import dataclasses
 import os
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from .metrics import classification
 from .options import ExportOptions
 from .render import render_confusion_matrix, render_grid, thumbnail
 from .schema import CANONICAL_FIELDS, step_dirname
-from .shards import DEFAULT_MAX_BYTES, FieldInfo, Problem, Run, find_shard_files, open_run
+from .shards import DEFAULT_MAX_BYTES, FieldInfo, Problem, Run, ShardPath, find_shard_files, open_run
 from .tensorboard import (
     EventWriter,
     encode_image,
@@ -92,7 +93,7 @@ class ExportReport:
 class RunSummary:
     """What a run folder holds, from shard headers and metadata only (no array is loaded)."""
 
-    path: Path
+    path: ShardPath
     steps: list[int]
     shards_per_step: dict[int, int]
     examples_per_step: dict[int, int]
@@ -100,7 +101,7 @@ class RunSummary:
     class_names: list[str] | None
     format_versions: list[str]
     box_formats: list[str]
-    ignored: list[Path]
+    ignored: list[ShardPath]
     incomplete: list[str]
 
     def __str__(self) -> str:
@@ -376,8 +377,14 @@ def _write_file(folder: Path, name: str, data: bytes) -> Path:
 # --------------------------------------------------------------------------- inspect and validate
 
 
-def inspect(shards: str | os.PathLike, *, dumps: str = "latest") -> RunSummary:
+def inspect(
+    shards: str | os.PathLike | Run, *, dumps: str = "latest", storage_options: Mapping[str, Any] | None = None
+) -> RunSummary:
     """Summarise a run folder from metadata and array headers; ``print()`` it to read it at a glance.
+
+    ``shards`` may be an fsspec URL: then one listing, and a few range requests
+    per shard for its zip directory and headers, plus one small GET per dump
+    manifest; no array is fetched.
 
     >>> print(inspect("eval_shards"))                      # doctest: +SKIP
     run: eval_shards
@@ -386,7 +393,7 @@ def inspect(shards: str | os.PathLike, *, dumps: str = "latest") -> RunSummary:
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the summary lists ignored dumps itself
-        run = shards if isinstance(shards, Run) else open_run(shards, dumps=dumps)
+        run = shards if isinstance(shards, Run) else open_run(shards, dumps=dumps, storage_options=storage_options)
     all_shards = run.shards() + list(run.ignored)
     return RunSummary(
         path=run.path,
@@ -402,18 +409,20 @@ def inspect(shards: str | os.PathLike, *, dumps: str = "latest") -> RunSummary:
     )
 
 
-def shard_files(shards: str | os.PathLike) -> list[Path]:
-    """Every shard file under ``shards`` (a run folder, a step folder or one file), older dumps included."""
-    files = find_shard_files(shards)
+def shard_files(shards: str | os.PathLike, *, storage_options: Mapping[str, Any] | None = None) -> list[ShardPath]:
+    """Every shard file under ``shards`` (a run folder, a step folder or one file, or a URL), older dumps included."""
+    files = find_shard_files(shards, storage_options)
     if not files:
         raise RunNotFoundError(f"{shards}: no shard files (*.npz) found")
     return files
 
 
-def validate(shards: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Problem]:
-    """Every problem of every shard file under ``shards`` (older dumps included). Empty = all valid.
+def validate(
+    shards: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES, storage_options: Mapping[str, Any] | None = None
+) -> list[Problem]:
+    """Every problem of every shard file under ``shards`` (a folder or a URL; older dumps included). Empty = all valid.
 
     >>> for problem in validate("eval_shards"):           # doctest: +SKIP
     ...     print(problem)
     """
-    return [p for f in shard_files(shards) for p in validate_shard(f, max_bytes=max_bytes)]
+    return [p for f in shard_files(shards, storage_options=storage_options) for p in validate_shard(f, max_bytes=max_bytes)]
