@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
+import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Mapping
@@ -28,13 +31,15 @@ from ._checks import check_type
 from ._files import atomic_write, prepare_output_dir, remove_stale
 from ._incremental import ExportMode, ExportState
 from ._lock import LOCK_FILE, OutputLock
+from ._remote import StagedLogdir, upload_tree
 from .errors import ConfigError, ExporterError, NothingExportedError, RunNotFoundError
 from .manifest import incomplete_dumps
 from .metrics import classification
 from .options import ExportOptions
 from .render import render_confusion_matrix, render_grid, thumbnail
 from .schema import CANONICAL_FIELDS, step_dirname
-from .shards import DEFAULT_MAX_BYTES, FieldInfo, Problem, Run, ShardPath, find_shard_files, open_run
+from .shards import DEFAULT_MAX_BYTES, FieldInfo, Problem, Run, ShardPath, find_shard_files, open_run, shard_path
+from .storage import Location, locate
 from .tensorboard import (
     EventWriter,
     encode_image,
@@ -57,7 +62,7 @@ __all__ = [
     "validate",
 ]
 
-ShardsArg = str | os.PathLike | Run
+ShardsArg = str | os.PathLike | Location | Run
 
 
 # --------------------------------------------------------------------------- reports
@@ -67,14 +72,14 @@ ShardsArg = str | os.PathLike | Run
 class ExportReport:
     """What ``export`` wrote: printed as a short summary with the command to view it."""
 
-    logdir: Path
+    logdir: Path | Location  # a URL's Location when the logdir is on a store
     steps: list[int]
     images: int
     tags: int
     bad: list[Problem]
     warnings: list[str]
     tensorboard_command: str
-    event_file: Path | None = None
+    event_file: Path | Location | None = None
     seconds: float = 0.0
     mode: ExportMode = ExportMode.FULL
 
@@ -147,12 +152,13 @@ def _checked(options: ExportOptions) -> ExportOptions:
 
 def export(
     shards: ShardsArg,
-    logdir: str | os.PathLike,
+    logdir: str | os.PathLike | Location,
     options: ExportOptions = ExportOptions(),
     *,
     progress: bool = False,
     incremental: bool = False,
     wait: bool | float = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> ExportReport:
     """Render a run's shards into TensorBoard events in ``logdir``.
 
@@ -173,13 +179,28 @@ def export(
     a number of seconds) waits for it. What a killed export left behind is
     finished or removed by the next one.
 
+    ``shards`` and ``logdir`` may be fsspec URLs (``s3://evals/run1``,
+    ``gs://...``), with ``storage_options`` for their file systems. A remote
+    logdir is rendered into a local staging folder, then each event file is
+    uploaded whole under its final name, the replaced ones are removed, and
+    the state goes last (``exporter._remote``); the next export repairs what a
+    crash in between left. There is no lock on an object store: two exports
+    must not write the same remote logdir at once.
+
     >>> report = export("eval_shards", "tb/eval", ExportOptions(workers=4))   # doctest: +SKIP
     >>> report.tensorboard_command                                             # doctest: +SKIP
     'tensorboard --logdir tb/eval'
+    >>> export("s3://evals/run1", "s3://tb/run1", storage_options={"profile": "eval"})   # doctest: +SKIP
     """
     options = _checked(options)
     t0 = time.perf_counter()
-    logdir = Path(logdir)
+    shards = _source(shards, storage_options)
+    out = _output(logdir, storage_options)
+    if isinstance(out, Location):
+        report = _export_remote(shards, out, options, progress=progress, incremental=incremental)
+        report.seconds = time.perf_counter() - t0
+        return report
+    logdir = out
     created = not logdir.exists()
     prepare_output_dir(logdir)  # a LOGDIR we cannot write is refused before any work, naming LOGDIR
     try:
@@ -245,6 +266,35 @@ def _export_locked(
         logdir=logdir, steps=steps, images=images, tags=len(writer.tags), bad=bad, warnings=notes,
         tensorboard_command=tensorboard_command(logdir, need), event_file=event_file, mode=mode,
     )
+
+
+def _source(shards: ShardsArg, storage_options: Mapping[str, Any] | None) -> Path | Location | Run:
+    """The shards argument resolved once: a Run as it is, a local path as a Path, a URL as its Location."""
+    return shards if isinstance(shards, Run) else shard_path(shards, storage_options)
+
+
+def _output(path: str | os.PathLike | Location, storage_options: Mapping[str, Any] | None) -> Path | Location:
+    """An output folder: a local path as a Path (today's code path), a URL as its Location (an unknown scheme is refused)."""
+    if isinstance(path, (str, Location)):
+        location = locate(path, storage_options)
+        return location if not location.is_local else Path(location.path)
+    return Path(path)
+
+
+def _export_remote(shards: ShardsArg, target: Location, options: ExportOptions, *, progress: bool,
+                   incremental: bool) -> ExportReport:
+    """``export`` into a logdir on a store: the local export into a staging folder, then installed object by object."""
+    with StagedLogdir(target) as staged:
+        _warn(staged.notes)
+        try:
+            report = _export_locked(shards, staged.staging, options, progress=progress, incremental=incremental)
+        except NothingExportedError as exc:
+            raise NothingExportedError(str(exc).replace(str(staged.staging), str(target)), bad=exc.bad) from None
+        event_file = staged.install()
+    # the command names the staging folder: say the URL instead
+    command = report.tensorboard_command.replace(shlex.quote(str(staged.staging)), shlex.quote(target.url), 1)
+    return dataclasses.replace(report, logdir=target, event_file=event_file, tensorboard_command=command,
+                               warnings=staged.notes + report.warnings)
 
 
 def _remove_empty(folder: Path) -> None:
@@ -320,21 +370,28 @@ def _warn(notes: list[str]) -> None:
 
 def render(
     shards: ShardsArg,
-    outdir: str | os.PathLike,
+    outdir: str | os.PathLike | Location,
     options: ExportOptions = ExportOptions(),
     *,
     progress: bool = False,
     wait: bool | float = False,
-) -> list[Path]:
+    storage_options: Mapping[str, Any] | None = None,
+) -> list[Path] | list[Location]:
     """Draw the same overlays as ``export`` into PNG files: ``outdir/step-<step>/<id>.png``.
 
     File names come from ``exporter.tags.safe_filename`` and never leave
     ``outdir``; with ``options.grid`` each step also gets ``grid.png``.
+    ``shards`` and ``outdir`` may be fsspec URLs: a remote outdir gets the
+    files drawn into a local staging folder, each uploaded whole (no lock there).
 
     >>> paths = render("eval_shards", "overlays", ExportOptions(max_per_step=16))   # doctest: +SKIP
     """
     options = dataclasses.replace(_checked(options), image_format="png")
-    outdir = Path(outdir)
+    shards = _source(shards, storage_options)
+    out = _output(outdir, storage_options)
+    if isinstance(out, Location):
+        return _render_remote(shards, out, options, progress=progress)
+    outdir = out
     created = not outdir.exists()
     prepare_output_dir(outdir)
     try:
@@ -345,6 +402,15 @@ def render(
         if created:
             _remove_empty(outdir)
         raise
+
+
+def _render_remote(shards: ShardsArg, target: Location, options: ExportOptions, *, progress: bool) -> list[Location]:
+    """``render`` into a folder on a store: drawn into a local staging folder, each file then uploaded whole."""
+    staging = Path(tempfile.mkdtemp(prefix="summary-exporter-stage-"))
+    try:
+        return upload_tree(staging, _render_locked(shards, staging, options, progress=progress), target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _render_locked(shards: ShardsArg, outdir: Path, options: ExportOptions, *, progress: bool) -> list[Path]:

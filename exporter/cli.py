@@ -30,6 +30,8 @@ examples:
 
 Shards are the .npz files written by exporter.ShardWriter, EvalDumpHook or
 EvalDumpCallback; SHARDS may be a run folder, one step-* folder or one file.
+SHARDS, LOGDIR and OUTDIR may be URLs (s3://bucket/evals/run1, gs://...):
+  summary-exporter export s3://evals/run1 s3://tb/run1 --storage-option profile=eval
 """
 
 
@@ -157,6 +159,13 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     g3.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_storage_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the URL's file system (fsspec), repeatable: e.g. profile=eval, anon=true, "
+                   "endpoint_url=http://minio:9000; values are JSON when they parse. Credentials come from the "
+                   "environment or the store's config files, never from here")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="summary-exporter",
@@ -187,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="export only shards not exported to LOGDIR before (rewrites the run if an older step arrives)")
     p.add_argument("--topk-accuracy", type=_positive_int, default=5, metavar="K", help="also log top-K accuracy when probs exist (default 5)")
     _add_render_options(p)
+    _add_storage_option(p)
 
     p = sub.add_parser(
         "render",
@@ -197,11 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("shards", help="run folder, step folder or shard file")
     p.add_argument("outdir", help="folder for step-*/<id>.png files")
     _add_render_options(p)
+    _add_storage_option(p)
 
     p = sub.add_parser("inspect", help="steps, shards, fields, counts, class names, format version",
                        epilog="example:\n  summary-exporter inspect eval_shards",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("shards", help="run folder, step folder or shard file")
+    _add_storage_option(p)
 
     p = sub.add_parser("validate", help="check every shard; exit 0 if all are valid, 1 otherwise",
                        epilog="example:\n  summary-exporter validate eval_shards && echo ok",
@@ -209,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("shards", help="run folder, step folder or shard file")
     p.add_argument("--max-shard-mb", type=_positive_int, default=DEFAULT_MAX_BYTES >> 20, metavar="MB",
                    help=f"refuse shards needing more memory than this (default {DEFAULT_MAX_BYTES >> 20})")
+    _add_storage_option(p)
 
     p = sub.add_parser(
         "import-coco",
@@ -312,15 +325,16 @@ def _options(args: argparse.Namespace):
 def _run(args: argparse.Namespace) -> int:
     from . import api
 
+    storage_options = _storage_options(args)
     if args.command == "inspect":
-        print(api.inspect(args.shards))
+        print(api.inspect(args.shards, storage_options=storage_options))
         return 0
     if args.command == "validate":
-        problems = api.validate(args.shards, max_bytes=args.max_shard_mb << 20)
+        problems = api.validate(args.shards, max_bytes=args.max_shard_mb << 20, storage_options=storage_options)
         for problem in problems:  # one line per problem, whatever the file name holds
             warn = problem.level == "warning"  # valid, but worth a word: on stderr, so stdout lists what fails
             print("warning: " * warn + str(problem).replace("\n", "\\n"), file=sys.stderr if warn else sys.stdout)
-        files = len(api.shard_files(args.shards))
+        files = len(api.shard_files(args.shards, storage_options=storage_options))
         bad = len({p.path for p in problems if p.level == "error"})
         print(f"{files} shard(s) checked: {files - bad} valid, {bad} with problems", file=sys.stderr)
         return 1 if bad else 0
@@ -328,7 +342,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             report = api.export(
                 args.shards, args.logdir, _options(args), progress=not args.no_progress,
-                incremental=args.incremental, wait=args.wait,
+                incremental=args.incremental, wait=args.wait, storage_options=storage_options,
             )
         except NothingExportedError as exc:
             for problem in exc.bad:
@@ -343,7 +357,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"view them with:\n  {report.tensorboard_command}")
         return 0
     if args.command == "render":
-        paths = api.render(args.shards, args.outdir, _options(args), progress=not args.no_progress, wait=args.wait)
+        paths = api.render(args.shards, args.outdir, _options(args), progress=not args.no_progress, wait=args.wait,
+                           storage_options=storage_options)
         print(f"wrote {len(paths)} PNG files under {args.outdir}")
         return 0
     if args.command == "import-coco":
@@ -364,6 +379,14 @@ def _run(args: argparse.Namespace) -> int:
 
         return run_demo(Path(args.outdir), fast=args.fast)
     raise ConfigError(f"unknown command {args.command!r}")
+
+
+def _storage_options(args: argparse.Namespace) -> dict | None:
+    """``--storage-option`` items as a dict (None when none were given or the command takes none)."""
+    from .storage import parse_storage_options
+
+    items = getattr(args, "storage_option", None)
+    return parse_storage_options(items) if items else None
 
 
 def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
