@@ -1,4 +1,4 @@
-"""What the command line and notebooks call: ``export``, ``inspect``, ``validate``, ``render``.
+"""What the command line and notebooks call: ``export``, ``inspect``, ``validate``, ``render``, ``export_runs``.
 
 >>> report = export("eval_shards", "tb/eval", ExportOptions(grid=True))   # doctest: +SKIP
 >>> print(report)                                                          # doctest: +SKIP
@@ -6,8 +6,10 @@ exported 3 step(s), 96 image(s) under 35 tag(s) to tb/eval in 2.1s
 run: tensorboard --logdir tb/eval
 
 These are small façades: the pipeline (``exporter._pipeline``) plans and draws,
-``exporter.tensorboard`` writes and installs the event file, and
-``exporter._incremental`` decides what an ``--incremental`` export appends.
+``exporter.tensorboard`` writes and installs the event file,
+``exporter._incremental`` decides what an ``--incremental`` export appends,
+``exporter._remote`` installs an export into a logdir on an object store, and
+``exporter.distributed`` runs ``export_runs``' one task per run, here or on Dask.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from ._files import atomic_write, prepare_output_dir, remove_stale
 from ._incremental import ExportMode, ExportState
 from ._lock import LOCK_FILE, OutputLock
 from ._remote import StagedLogdir, upload_tree
-from .errors import ConfigError, ExporterError, NothingExportedError, RunNotFoundError
+from .distributed import RunResult, plan_run_tasks, run_tasks
+from .errors import ConfigError, ExporterError, NothingExportedError, RunNotFoundError, StorageError
 from .manifest import incomplete_dumps
 from .metrics import classification
 from .options import ExportOptions
@@ -55,7 +58,10 @@ __all__ = [
     "ExportOptions",
     "ExportReport",
     "RunSummary",
+    "RunsReport",
     "export",
+    "export_run_task",
+    "export_runs",
     "inspect",
     "render",
     "shard_files",
@@ -363,6 +369,107 @@ def _grid_image(cells: list[np.ndarray]) -> Any:
 def _warn(notes: list[str]) -> None:
     for note in notes:
         warnings.warn(note, stacklevel=3)
+
+
+# --------------------------------------------------------------------------- many runs
+
+
+@dataclasses.dataclass
+class RunsReport:
+    """What ``export_runs`` did: one ``distributed.RunResult`` per run, in run order; ``failed`` lists the others."""
+
+    root: str
+    logroot: str
+    results: list[RunResult]
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[RunResult]:
+        return [r for r in self.results if not r.ok]
+
+    def __str__(self) -> str:
+        done = [r for r in self.results if r.ok]
+        lines = [
+            f"exported {len(done)} of {len(self.results)} run(s) from {self.root} to {self.logroot}: "
+            f"{sum(r.images for r in done)} image(s), {sum(r.steps for r in done)} step(s) in {self.seconds:.1f}s"
+        ]
+        lines += [f"warning: {r.run}: {w}" for r in self.results for w in r.warnings]
+        lines += [f"failed: {r.run}: {r.error}" for r in self.failed]
+        if self.failed:
+            lines.append(f"{len(self.failed)} of {len(self.results)} run(s) failed: {', '.join(r.run for r in self.failed)}")
+        return "\n".join(lines)
+
+
+def export_runs(
+    root: str | os.PathLike | Location,
+    logroot: str | os.PathLike | Location,
+    options: ExportOptions = ExportOptions(),
+    *,
+    scheduler: str | None = None,
+    progress: bool = False,
+    incremental: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+    cluster_workers: int | None = None,
+) -> RunsReport:
+    """Export every run folder under ``root`` into ``logroot/<its path below root>``, as ``export`` would each.
+
+    A run folder is one holding ``step-*`` folders (``storage.find_runs``; one
+    listing on an object store). ``scheduler`` None exports them here, one
+    after another; ``"local"`` starts a Dask LocalCluster of ``cluster_workers``
+    processes for the call; an address (``tcp://host:8786``) uses a running
+    cluster, whose workers need this package installed. On Dask each run is one
+    task (``export_run_task``), exported with ``workers=1`` (Dask's worker
+    processes are daemonic and cannot start a process pool; Dask supplies the
+    parallelism), retried on another worker if its worker dies: the export's
+    staging and whole-file installation make a rerun replace its own output, so
+    nothing is doubled. A run that fails is reported in ``failed``; the others
+    still finish. ``root`` and ``logroot`` may be URLs.
+
+    >>> report = export_runs("s3://evals/job7", "s3://tb/job7", scheduler="tcp://10.0.0.5:8786")  # doctest: +SKIP
+    >>> [r.run for r in report.failed]                                                           # doctest: +SKIP
+    []
+    """
+    options = _checked(options)
+    t0 = time.perf_counter()
+    if scheduler is not None:
+        options = dataclasses.replace(options, workers=1)
+    tasks = plan_run_tasks(locate(root, storage_options), locate(logroot, storage_options),
+                           {"export": options, "incremental": bool(incremental)})
+    if not tasks:
+        raise RunNotFoundError(f"{root}: no run folders (folders holding step-* folders) found")
+    results = run_tasks(tasks, scheduler, progress, task_fn=export_run_task, workers=cluster_workers)
+    return RunsReport(str(locate(root, storage_options)), str(locate(logroot, storage_options)), results,
+                      time.perf_counter() - t0)
+
+
+def export_run_task(shards_url: str, logdir_url: str, options: Mapping[str, Any],
+                    storage_options: Mapping[str, Any]) -> RunResult:
+    """One run's ``export`` as a task of ``distributed.run_tasks``, on whichever worker runs it.
+
+    ``options`` holds ``"export"`` (an ``ExportOptions``) and ``"incremental"``.
+    Pure and idempotent: it reads ``shards_url`` and writes only ``logdir_url``,
+    through the export's staging and whole-file installation, so running it
+    again replaces its own output. Its warnings come back in the result, and so
+    does a library error about the run (bad shards, a LOGDIR that cannot be
+    written): only a store's failure (``StorageError``) is raised, for Dask to retry.
+    """
+    import multiprocessing
+
+    export_options = options.get("export", ExportOptions())
+    if multiprocessing.current_process().daemon and export_options.workers != 1:
+        export_options = dataclasses.replace(export_options, workers=1)  # a daemonic process has no children
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            report = export(shards_url, logdir_url, export_options, incremental=bool(options.get("incremental", False)),
+                            storage_options=storage_options)
+        except StorageError:
+            raise  # the store failed: worth another try (Dask retries the task, elsewhere if need be)
+        except ExporterError as exc:  # the run itself is wrong: trying again would fail again
+            return RunResult(shards_url, seconds=time.perf_counter() - t0, error=f"{type(exc).__name__}: {exc}")
+    notes = tuple(dict.fromkeys(str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)))
+    return RunResult(shards_url, images=report.images, steps=len(report.steps), seconds=report.seconds, warnings=notes)
 
 
 # --------------------------------------------------------------------------- render to files

@@ -159,6 +159,17 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     g3.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_export_options(p: argparse.ArgumentParser) -> None:
+    """What export (and export-runs) take beyond the drawing options."""
+    p.add_argument("--tag-prefix", default="examples", help="prefix of per-example image tags (default 'examples')")
+    p.add_argument("--format", choices=("png", "jpeg"), default="png", help="image encoding (default png, lossless)")
+    p.add_argument("--jpeg-quality", type=int, default=90, metavar="Q", help="JPEG quality (default 90)")
+    p.add_argument("--no-metrics", action="store_true", help="no accuracy scalars, PR curves or confusion matrix")
+    p.add_argument("--incremental", action="store_true",
+                   help="export only shards not exported to LOGDIR before (rewrites the run if an older step arrives)")
+    p.add_argument("--topk-accuracy", type=_positive_int, default=5, metavar="K", help="also log top-K accuracy when probs exist (default 5)")
+
+
 def _add_storage_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the URL's file system (fsspec), repeatable: e.g. profile=eval, anon=true, "
@@ -188,13 +199,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("shards", help="run folder, step folder or shard file")
     p.add_argument("logdir", help="TensorBoard run folder to write (earlier exports there are replaced)")
-    p.add_argument("--tag-prefix", default="examples", help="prefix of per-example image tags (default 'examples')")
-    p.add_argument("--format", choices=("png", "jpeg"), default="png", help="image encoding (default png, lossless)")
-    p.add_argument("--jpeg-quality", type=int, default=90, metavar="Q", help="JPEG quality (default 90)")
-    p.add_argument("--no-metrics", action="store_true", help="no accuracy scalars, PR curves or confusion matrix")
-    p.add_argument("--incremental", action="store_true",
-                   help="export only shards not exported to LOGDIR before (rewrites the run if an older step arrives)")
-    p.add_argument("--topk-accuracy", type=_positive_int, default=5, metavar="K", help="also log top-K accuracy when probs exist (default 5)")
+    _add_export_options(p)
+    _add_render_options(p)
+    _add_storage_option(p)
+
+    p = sub.add_parser(
+        "export-runs",
+        help="export every run folder under ROOT to the same place under LOGROOT, here or on a Dask cluster",
+        description="Export every run folder under ROOT (a folder holding step-* folders) into LOGROOT/<its path "
+        "below ROOT>, with the options of export and the same result as one export per run. Without --scheduler "
+        "the runs are exported one after another here; with it, one Dask task per run (each with --workers 1).",
+        epilog="examples:\n  summary-exporter export-runs eval_root logs\n"
+        "  summary-exporter export-runs s3://evals/job7 s3://tb/job7 --scheduler tcp://10.0.0.5:8786\n"
+        "  summary-exporter export-runs eval_root logs --scheduler local --incremental\n"
+        "  tensorboard --logdir logs",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("root", help="folder (or URL) whose run folders to export")
+    p.add_argument("logroot", help="TensorBoard folder (or URL): each run goes to LOGROOT/<its path below ROOT>")
+    p.add_argument("--scheduler", metavar="ADDRESS|local",
+                   help="run one Dask task per run: on the scheduler at ADDRESS (tcp://host:8786), or on a local "
+                   "cluster started for the job (local); default: one after another in this process")
+    p.add_argument("--dask-workers", type=_positive_int, metavar="N",
+                   help="with --scheduler local: worker processes (default: one per core, at most one per run)")
+    _add_export_options(p)
     _add_render_options(p)
     _add_storage_option(p)
 
@@ -299,7 +327,7 @@ def _options(args: argparse.Namespace):
         draw_caption=not args.no_caption,
     )
     extra = {}
-    if args.command == "export":
+    if args.command in ("export", "export-runs"):
         extra = dict(
             tag_prefix=args.tag_prefix,
             image_format=args.format,
@@ -356,6 +384,15 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {report.images} images under {report.tags} tags for steps {report.steps} to {report.logdir}")
         print(f"view them with:\n  {report.tensorboard_command}")
         return 0
+    if args.command == "export-runs":
+        runs = api.export_runs(
+            args.root, args.logroot, _options(args), scheduler=args.scheduler, progress=not args.no_progress,
+            incremental=args.incremental, storage_options=storage_options, cluster_workers=args.dask_workers,
+        )
+        print(runs, file=sys.stderr if runs.failed else sys.stdout)
+        if not runs.failed:
+            print(f"view them with:\n  tensorboard --logdir {runs.logroot}")
+        return 1 if runs.failed else 0
     if args.command == "render":
         paths = api.render(args.shards, args.outdir, _options(args), progress=not args.no_progress, wait=args.wait,
                            storage_options=storage_options)

@@ -351,11 +351,16 @@ def find_runs(root: Location) -> list[str]:
     return sorted(runs)
 
 
+def _has_entries(folder: str) -> bool:
+    with os.scandir(folder) as entries:  # closed: an open scandir iterator warns (ResourceWarning)
+        return next(entries, None) is not None
+
+
 def _local_runs(top: str) -> list[str]:
     runs = []
     for dirpath, dirnames, _ in os.walk(top):
         steps = [d for d in dirnames if _STEP_DIR.fullmatch(d)]
-        if any(next(os.scandir(os.path.join(dirpath, d)), None) is not None for d in steps):
+        if any(_has_entries(os.path.join(dirpath, d)) for d in steps):
             rel = os.path.relpath(dirpath, top)
             runs.append("." if rel == "." else rel.replace(os.sep, "/"))
         # a step folder's insides are that step's; hidden folders are nobody's runs
