@@ -44,6 +44,7 @@ from .render import ReadOptions, RenderOptions, render_example
 from .schema import CANONICAL_FIELDS, ShardMeta
 from .select import Selection
 from .shards import Problem, Run, Shard, open_run
+from .storage import Location
 from .tensorboard import encode_image, image_colorspace
 from .validation import check_arrays
 
@@ -85,7 +86,7 @@ def plan(shards: str | Any | Run, options: ExportOptions) -> Plan:
 class _Unit:
     """Rows of one shard to render; the first unit of a shard also validates it."""
 
-    path: str
+    path: str | Location  # a URL's Location carries its storage options to the worker
     rows: tuple[int, ...]
     base: int  # position in its step of the shard's row 0
     style: RenderOptions | None  # None: nothing to draw from this shard (metrics only)
@@ -126,10 +127,10 @@ class _LastShard:
     """The last shard a process loaded whole: the units of one shard usually come in a row."""
 
     def __init__(self) -> None:
-        self.path: str | None = None
+        self.path: str | Location | None = None
         self.loaded: tuple[ShardMeta, dict[str, np.ndarray]] | None = None
 
-    def load(self, path: str, names: Sequence[str] | None, max_bytes: int) -> tuple[ShardMeta, dict[str, np.ndarray]]:
+    def load(self, path: str | Location, names: Sequence[str] | None, max_bytes: int) -> tuple[ShardMeta, dict[str, np.ndarray]]:
         if names is None and path == self.path and self.loaded is not None:
             return self.loaded
         shard = Shard(path, max_bytes=max_bytes)
@@ -154,7 +155,7 @@ def _work(unit: _Unit) -> _UnitResult:
         meta, arrays = _LAST.load(unit.path, names, unit.max_bytes)
         # a metrics-only unit loads only the metric fields: without any, only "holds no fields" is left to check
         if unit.first and (arrays or not Shard(unit.path).fields):
-            result.problems = [Problem(unit.path, m, f) for f, m in check_arrays(meta, arrays)]
+            result.problems = [Problem(str(unit.path), m, f) for f, m in check_arrays(meta, arrays)]
             if result.problems:
                 return result
             if unit.metrics:
@@ -349,7 +350,7 @@ def _units(
     workers: int,
 ) -> list[_Unit]:
     common: dict[str, Any] = dict(
-        path=str(shard.path), base=base, metrics=metrics, image_format=options.image_format,
+        path=shard.path if isinstance(shard.path, Location) else str(shard.path), base=base, metrics=metrics, image_format=options.image_format,
         jpeg_quality=options.jpeg_quality, png_encoder=options.png_encoder,
         keep_pixels=options.grid_max if options.grid else 0, max_bytes=options.max_shard_bytes,
         read=read_options_for(options, shard.meta, names), ignore_index=options.ignore_index,

@@ -32,6 +32,8 @@ examples:
 
 Shards are the .npz files written by exporter.ShardWriter, EvalDumpHook or
 EvalDumpCallback; SHARDS may be a run folder, one step-* folder or one file.
+SHARDS, LOGDIR and OUTDIR may be URLs (s3://bucket/evals/run1, gs://...):
+  summary-exporter export s3://evals/run1 s3://tb/run1 --storage-option profile=eval
 """
 
 
@@ -211,6 +213,27 @@ def _add_changes_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_export_options(p: argparse.ArgumentParser) -> None:
+    """What export (and export-runs) take beyond the drawing options."""
+    p.add_argument("--tag-prefix", default="examples", help="prefix of per-example image tags (default 'examples')")
+    p.add_argument("--format", choices=("png", "jpeg"), default="png", help="image encoding (default png, lossless)")
+    p.add_argument("--jpeg-quality", type=int, default=90, metavar="Q", help="JPEG quality (default 90)")
+    p.add_argument("--no-metrics", action="store_true", help="no metric scalars (accuracy, AP, IoU), PR curves or confusion matrix")
+    p.add_argument("--incremental", action="store_true",
+                   help="export only shards not exported to LOGDIR before (rewrites the run if an older step arrives)")
+    p.add_argument("--topk-accuracy", type=_positive_int, default=5, metavar="K", help="also log top-K accuracy when probs exist (default 5)")
+    p.add_argument("--ignore-index", type=_id_or_none, default=255, metavar="ID|none",
+                   help="true mask pixels with this id count nowhere in the segmentation metrics (default 255; the background is a class)")
+    _add_changes_options(p)
+
+
+def _add_storage_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the URL's file system (fsspec), repeatable: e.g. profile=eval, anon=true, "
+                   "endpoint_url=http://minio:9000; values are JSON when they parse. Credentials come from the "
+                   "environment or the store's config files, never from here")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="summary-exporter",
@@ -234,17 +257,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("shards", help="run folder, step folder or shard file")
     p.add_argument("logdir", help="TensorBoard run folder to write (earlier exports there are replaced)")
-    p.add_argument("--tag-prefix", default="examples", help="prefix of per-example image tags (default 'examples')")
-    p.add_argument("--format", choices=("png", "jpeg"), default="png", help="image encoding (default png, lossless)")
-    p.add_argument("--jpeg-quality", type=int, default=90, metavar="Q", help="JPEG quality (default 90)")
-    p.add_argument("--no-metrics", action="store_true", help="no metric scalars (accuracy, AP, IoU), PR curves or confusion matrix")
-    p.add_argument("--incremental", action="store_true",
-                   help="export only shards not exported to LOGDIR before (rewrites the run if an older step arrives)")
-    p.add_argument("--topk-accuracy", type=_positive_int, default=5, metavar="K", help="also log top-K accuracy when probs exist (default 5)")
-    _add_changes_options(p)
-    p.add_argument("--ignore-index", type=_id_or_none, default=255, metavar="ID|none",
-                   help="true mask pixels with this id count nowhere in the segmentation metrics (default 255; the background is a class)")
+    _add_export_options(p)
     _add_render_options(p)
+    _add_storage_option(p)
+
+    p = sub.add_parser(
+        "export-runs",
+        help="export every run folder under ROOT to the same place under LOGROOT, here or on a Dask cluster",
+        description="Export every run folder under ROOT (a folder holding step-* folders) into LOGROOT/<its path "
+        "below ROOT>, with the options of export and the same result as one export per run. Without --scheduler "
+        "the runs are exported one after another here; with it, one Dask task per run (each with --workers 1).",
+        epilog="examples:\n  summary-exporter export-runs eval_root logs\n"
+        "  summary-exporter export-runs s3://evals/job7 s3://tb/job7 --scheduler tcp://10.0.0.5:8786\n"
+        "  summary-exporter export-runs eval_root logs --scheduler local --incremental\n"
+        "  tensorboard --logdir logs",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("root", help="folder (or URL) whose run folders to export")
+    p.add_argument("logroot", help="TensorBoard folder (or URL): each run goes to LOGROOT/<its path below ROOT>")
+    p.add_argument("--scheduler", metavar="ADDRESS|local",
+                   help="run one Dask task per run: on the scheduler at ADDRESS (tcp://host:8786), or on a local "
+                   "cluster started for the job (local); default: one after another in this process")
+    p.add_argument("--dask-workers", type=_positive_int, metavar="N",
+                   help="with --scheduler local: worker processes (default: one per core, at most one per run)")
+    _add_export_options(p)
+    _add_render_options(p)
+    _add_storage_option(p)
 
     p = sub.add_parser(
         "render",
@@ -255,11 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("shards", help="run folder, step folder or shard file")
     p.add_argument("outdir", help="folder for step-*/<id>.png files")
     _add_render_options(p)
+    _add_storage_option(p)
 
     p = sub.add_parser("inspect", help="steps, shards, fields, counts, class names, format version",
                        epilog="example:\n  summary-exporter inspect eval_shards",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("shards", help="run folder, step folder or shard file")
+    _add_storage_option(p)
 
     p = sub.add_parser("validate", help="check every shard; exit 0 if all are valid, 1 otherwise",
                        epilog="example:\n  summary-exporter validate eval_shards && echo ok",
@@ -267,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("shards", help="run folder, step folder or shard file")
     p.add_argument("--max-shard-mb", type=_positive_int, default=DEFAULT_MAX_BYTES >> 20, metavar="MB",
                    help=f"refuse shards needing more memory than this (default {DEFAULT_MAX_BYTES >> 20})")
+    _add_storage_option(p)
 
     p = sub.add_parser(
         "import-coco",
@@ -345,7 +386,7 @@ def _options(args: argparse.Namespace):
         draw_caption=not args.no_caption,
     )
     extra = {}
-    if args.command == "export":
+    if args.command in ("export", "export-runs"):
         extra = dict(
             tag_prefix=args.tag_prefix,
             image_format=args.format,
@@ -375,15 +416,16 @@ def _options(args: argparse.Namespace):
 def _run(args: argparse.Namespace) -> int:
     from . import api
 
+    storage_options = _storage_options(args)
     if args.command == "inspect":
-        print(api.inspect(args.shards))
+        print(api.inspect(args.shards, storage_options=storage_options))
         return 0
     if args.command == "validate":
-        problems = api.validate(args.shards, max_bytes=args.max_shard_mb << 20)
+        problems = api.validate(args.shards, max_bytes=args.max_shard_mb << 20, storage_options=storage_options)
         for problem in problems:  # one line per problem, whatever the file name holds
             warn = problem.level == "warning"  # valid, but worth a word: on stderr, so stdout lists what fails
             print("warning: " * warn + str(problem).replace("\n", "\\n"), file=sys.stderr if warn else sys.stdout)
-        files = len(api.shard_files(args.shards))
+        files = len(api.shard_files(args.shards, storage_options=storage_options))
         bad = len({p.path for p in problems if p.level == "error"})
         print(f"{files} shard(s) checked: {files - bad} valid, {bad} with problems", file=sys.stderr)
         return 1 if bad else 0
@@ -391,7 +433,7 @@ def _run(args: argparse.Namespace) -> int:
         try:
             report = api.export(
                 args.shards, args.logdir, _options(args), progress=not args.no_progress,
-                incremental=args.incremental, wait=args.wait,
+                incremental=args.incremental, wait=args.wait, storage_options=storage_options,
             )
         except NothingExportedError as exc:
             for problem in exc.bad:
@@ -407,8 +449,18 @@ def _run(args: argparse.Namespace) -> int:
             print(f"changes at {found}: IMAGES tab, filter 'changes/'; tables: TEXT tab, summary/changes")
         print(f"view them with:\n  {report.tensorboard_command}")
         return 0
+    if args.command == "export-runs":
+        runs = api.export_runs(
+            args.root, args.logroot, _options(args), scheduler=args.scheduler, progress=not args.no_progress,
+            incremental=args.incremental, storage_options=storage_options, cluster_workers=args.dask_workers,
+        )
+        print(runs, file=sys.stderr if runs.failed else sys.stdout)
+        if not runs.failed:
+            print(f"view them with:\n  tensorboard --logdir {runs.logroot}")
+        return 1 if runs.failed else 0
     if args.command == "render":
-        paths = api.render(args.shards, args.outdir, _options(args), progress=not args.no_progress, wait=args.wait)
+        paths = api.render(args.shards, args.outdir, _options(args), progress=not args.no_progress, wait=args.wait,
+                           storage_options=storage_options)
         print(f"wrote {len(paths)} PNG files under {args.outdir}")
         return 0
     if args.command == "import-coco":
@@ -430,6 +482,14 @@ def _run(args: argparse.Namespace) -> int:
 
         return run_demo(Path(args.outdir), fast=args.fast)
     raise ConfigError(f"unknown command {args.command!r}")
+
+
+def _storage_options(args: argparse.Namespace) -> dict | None:
+    """``--storage-option`` items as a dict (None when none were given or the command takes none)."""
+    from .storage import parse_storage_options
+
+    items = getattr(args, "storage_option", None)
+    return parse_storage_options(items) if items else None
 
 
 def _print_warnings(caught: list[warnings.WarningMessage]) -> None:

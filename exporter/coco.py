@@ -53,6 +53,7 @@ import numpy as np
 from ._checks import check_bool, check_int
 from .errors import DatasetError, require
 from .schema import manifest_filename
+from .storage import Location, remove
 from .writer import ShardWriter
 
 #: COCO's 17 person keypoints, in the order of its annotations and of torchvision's Keypoint R-CNN.
@@ -80,8 +81,8 @@ _MAX_EXAMPLES = 256
 class CocoImport:
     """What ``import_coco`` wrote, and what it left out (one line each)."""
 
-    step_dir: Path
-    shards: list[Path]
+    step_dir: Path | Location
+    shards: list[Path | Location]
     images: int
     gt_boxes: int
     detections: int
@@ -633,10 +634,11 @@ def _discard(writer: ShardWriter) -> None:
         pass
     for path in [*writer.paths, writer.step_dir / manifest_filename(writer.dump_id)]:
         try:
-            path.unlink()
+            remove(path) if isinstance(path, Location) else path.unlink()
         except OSError:
             pass
     try:
-        writer.step_dir.rmdir()  # only if empty: another dump of this step stays
+        if isinstance(writer.step_dir, Path):
+            writer.step_dir.rmdir()  # only if empty: another dump of this step stays
     except OSError:
         pass

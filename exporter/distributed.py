@@ -2,18 +2,22 @@
 
 ``plan_run_tasks(root, logroot)`` finds the runs under ``root`` (``storage.find_runs``)
 and makes one ``RunTask`` each: export ``root/<run>`` into ``logroot/<run>``.
-``run_tasks(tasks, scheduler)`` runs them and returns one ``RunResult`` per task, in
-task order; a run that failed has ``error`` set and the others still finish.
+``run_tasks(tasks, scheduler, task_fn=...)`` runs them and returns one ``RunResult``
+per task, in task order; a run that failed has ``error`` set and the others still
+finish. This module is the mechanism only and knows nothing of exporting: the
+task function that exports a run is ``exporter.api.export_run_task``, and
+``exporter.api.export_runs`` puts the two together (the layers only look down,
+so the library calls this module, never the reverse).
 
 A task is pure and idempotent: it gets URLs and options (never open files or
 file-system objects) and writes its output whole under names of its own, so when
 a worker is lost and Dask runs the task again elsewhere, the second run replaces
 the first one's output and nothing is doubled. The export writes its event files
 through a staging name and moves them in (``_files``), which is what makes that
-true for ``export_run_task``.
+true for ``exporter.api.export_run_task``.
 
->>> tasks = plan_run_tasks(locate("s3://evals/job7"), locate("s3://tb/job7"), {"workers": 1})  # doctest: +SKIP
->>> results = run_tasks(tasks, scheduler="tcp://10.0.0.5:8786", progress=True)                   # doctest: +SKIP
+>>> tasks = plan_run_tasks(locate("s3://evals/job7"), locate("s3://tb/job7"), {"incremental": True})  # doctest: +SKIP
+>>> results = run_tasks(tasks, scheduler="tcp://10.0.0.5:8786", progress=True, task_fn=export_run_task)  # doctest: +SKIP
 >>> [r.run for r in results if r.error]                                                          # doctest: +SKIP
 []
 """
@@ -59,6 +63,7 @@ class RunResult:
     steps: int = 0
     seconds: float = 0.0
     error: str | None = None
+    warnings: tuple[str, ...] = ()  # what the run's export warned about (a worker's warnings never reach us otherwise)
 
     @property
     def ok(self) -> bool:
@@ -66,16 +71,6 @@ class RunResult:
 
 
 TaskFunction = Callable[[str, str, Mapping[str, Any], Mapping[str, Any]], RunResult]
-
-
-def export_run_task(shards_url: str, logdir_url: str, options: Mapping[str, Any],
-                    storage_options: Mapping[str, Any]) -> RunResult:
-    """Export one run (``shards_url`` → ``logdir_url``) on whichever worker runs it.
-
-    Unfinished: the lead implements this on top of ``exporter.api.export`` once the
-    reader and the TensorBoard writer take a ``storage.Location``.
-    """
-    raise NotImplementedError("export_run_task: exporter.api.export does not read or write URLs yet")
 
 
 def plan_run_tasks(root: Location, logroot: Location, options: Mapping[str, Any] | None = None) -> list[RunTask]:
@@ -88,9 +83,13 @@ def plan_run_tasks(root: Location, logroot: Location, options: Mapping[str, Any]
 
 
 def run_tasks(tasks: Sequence[RunTask], scheduler: str | None = None, progress: bool = False, *,
-              task_fn: TaskFunction = export_run_task, workers: int | None = None,
+              task_fn: TaskFunction | None = None, workers: int | None = None,
               retries: int = RETRIES) -> list[RunResult]:
     """Run ``task_fn`` once per task; one result per task, in task order, failures in ``error``.
+
+    ``task_fn(shards_url, logdir_url, options, storage_options) -> RunResult``
+    must be importable by name on the workers (``exporter.api.export_run_task``
+    exports the run); it is required whenever there are tasks.
 
     ``scheduler`` None runs them here one after another; ``"local"`` starts a
     ``distributed.LocalCluster`` of ``workers`` processes (default: one per core,
@@ -106,7 +105,7 @@ def run_tasks(tasks: Sequence[RunTask], scheduler: str | None = None, progress: 
     if len(set(names)) != len(names):
         raise ConfigError(f"run names must be unique, got {sorted(n for n in set(names) if names.count(n) > 1)} twice")
     if scheduler is None:
-        return _run_here(tasks, task_fn, progress)
+        return _run_here(tasks, _task_function(task_fn), progress) if tasks else []
     if not isinstance(scheduler, str) or not (scheduler == LOCAL or _ADDRESS.match(scheduler)):
         raise ConfigError(f"scheduler must be None, 'local' or an address like tcp://host:8786, got {scheduler!r}")
     try:
@@ -115,8 +114,19 @@ def run_tasks(tasks: Sequence[RunTask], scheduler: str | None = None, progress: 
         raise MissingDependencyError(f"scheduler={scheduler!r} needs Dask's distributed: pip install 'summary-exporter[dask]'") from exc
     if not tasks:
         return []
+    fn = _task_function(task_fn)
     with _client(distributed, scheduler, workers, len(tasks)) as client:
-        return _run_on(client, distributed, tasks, task_fn, progress, retries)
+        return _run_on(client, distributed, tasks, fn, progress, retries)
+
+
+def _task_function(task_fn: TaskFunction | None) -> TaskFunction:
+    if task_fn is None:
+        raise ConfigError("run_tasks needs task_fn=: exporter.api.export_run_task exports a run "
+                          "(exporter.api.export_runs passes it)")
+    if not callable(task_fn):
+        raise ConfigError(f"task_fn must be a function (shards_url, logdir_url, options, storage_options) -> RunResult, "
+                          f"got {task_fn!r}")
+    return task_fn
 
 
 def _run_here(tasks: list[RunTask], task_fn: TaskFunction, progress: bool) -> list[RunResult]:

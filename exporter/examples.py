@@ -39,6 +39,7 @@ from .render import GRID_CELL, ReadOptions, RenderOptions, render_example, rende
 from .schema import CANONICAL_FIELDS
 from .select import Selection
 from .shards import DEFAULT_MAX_BYTES, FieldInfo
+from .storage import Location
 
 
 class Run(shards.Run):
@@ -147,16 +148,22 @@ class StepChanges:
 
 
 def open_run(
-    path: str | os.PathLike, *, dumps: str = "latest", max_bytes: int = DEFAULT_MAX_BYTES, skip_bad: bool = False
+    path: str | os.PathLike | Location,
+    *,
+    dumps: str = "latest",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    skip_bad: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Run:
-    """Open a run folder (or a step folder, or one shard file) lazily, for reading and for the notebook.
+    """Open a run folder (or a step folder, or one shard file; a path or an fsspec URL) lazily, for the notebook.
 
     >>> run = open_run("eval_shards")          # doctest: +SKIP
     >>> for batch in run.iter_batches():       # doctest: +SKIP
     ...     print(batch.step, batch.arrays["images"].shape)
     >>> run.examples(misclassified=True).grid()   # doctest: +SKIP
+    >>> open_run("s3://evals/run1").examples(most_confident_wrong=16).grid()   # doctest: +SKIP
     """
-    return Run(path, dumps=dumps, max_bytes=max_bytes, skip_bad=skip_bad)
+    return Run(path, dumps=dumps, max_bytes=max_bytes, skip_bad=skip_bad, storage_options=storage_options)
 
 
 class _StepData:
@@ -527,12 +534,18 @@ def _match(keys: Sequence[Any], other: Sequence[Any]) -> list[tuple[int, int]]:
 
 def _side_names(a: Examples, b: Examples) -> tuple[str, str]:
     """Header texts: "step 150" / "step 300", with the run folder when the two sides come from different runs."""
-    same_run = a.run is b.run or Path(a.run.path).resolve() == Path(b.run.path).resolve()
+    same_run = a.run is b.run or _same_place(a.run.path, b.run.path)
     if same_run and a.step == b.step:
         return f"a: step {a.step}", f"b: step {b.step}"
     if same_run:
         return f"step {a.step}", f"step {b.step}"
     return f"{_short(a.run.path)} · step {a.step}", f"{_short(b.run.path)} · step {b.step}"
+
+
+def _same_place(a: Path | Location, b: Path | Location) -> bool:
+    if isinstance(a, Path) and isinstance(b, Path):
+        return a.resolve() == b.resolve()
+    return a == b
 
 
 def _short(path: Any, limit: int = 32) -> str:

@@ -33,6 +33,7 @@ The helpers below each work on both kinds:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -41,13 +42,13 @@ import random
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from ._checks import check_int, check_number
 from ._files import atomic_write
-from .errors import ConfigError, MissingDependencyError, RunNotFoundError, StorageError
+from .errors import ConfigError, ExporterError, MissingDependencyError, RunNotFoundError, StorageError
 from .schema import STEP_DIR_PREFIX
 
 T = TypeVar("T")
@@ -106,6 +107,17 @@ class Location:
     @property
     def name(self) -> str:
         return posixpath.basename(self.path) if not self.is_local else Path(self.path).name
+
+    @property
+    def parent(self) -> Location:
+        """The folder holding this file or folder, on the same file system.
+
+        >>> locate("runs/run1/step-000000000100").parent
+        Location('runs/run1')
+        """
+        if self.is_local:
+            return dataclasses.replace(self, path=os.path.dirname(self.path) or ".")
+        return dataclasses.replace(self, path=posixpath.dirname(self.path))
 
     def __truediv__(self, part: str) -> Location:
         return join(self, part)
@@ -339,11 +351,16 @@ def find_runs(root: Location) -> list[str]:
     return sorted(runs)
 
 
+def _has_entries(folder: str) -> bool:
+    with os.scandir(folder) as entries:  # closed: an open scandir iterator warns (ResourceWarning)
+        return next(entries, None) is not None
+
+
 def _local_runs(top: str) -> list[str]:
     runs = []
     for dirpath, dirnames, _ in os.walk(top):
         steps = [d for d in dirnames if _STEP_DIR.fullmatch(d)]
-        if any(next(os.scandir(os.path.join(dirpath, d)), None) is not None for d in steps):
+        if any(_has_entries(os.path.join(dirpath, d)) for d in steps):
             rel = os.path.relpath(dirpath, top)
             runs.append("." if rel == "." else rel.replace(os.sep, "/"))
         # a step folder's insides are that step's; hidden folders are nobody's runs
@@ -368,6 +385,31 @@ def open_read(location: Location, *, block_size: int = DEFAULT_BLOCK_SIZE) -> Bi
         raise RunNotFoundError(f"{location}: no such file") from None
     except IsADirectoryError:
         raise RunNotFoundError(f"{location}: is a folder, not a file") from None
+
+
+@contextlib.contextmanager
+def read_errors(location: Location) -> Iterator[None]:
+    """Inside: a store failing (lost connection, time-out, 5xx, access denied) is a StorageError naming the URL.
+
+    Readers take any OSError for a damaged file (a zip reader does); a network
+    error is not one, and must never make ``--skip-bad`` skip a good shard.
+    Other errors, the library's own included, pass through unchanged.
+    """
+    try:
+        yield
+    except (ExporterError, FileNotFoundError):
+        raise
+    except Exception as exc:
+        if not location.is_local and (isinstance(exc, PermissionError) or is_transient(exc)):
+            cause = redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            raise StorageError(f"reading {location} failed: {cause}", str(location)) from exc
+        raise
+
+
+def read_bytes(location: Location) -> bytes:
+    """The whole content of a small file (a manifest, an export state); RunNotFoundError if it is not there."""
+    with read_errors(location), open_read(location) as f:
+        return f.read()
 
 
 # --------------------------------------------------------------------------- writing

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,23 +31,28 @@ from .schema import (
     is_field_name,
     step_dirname,
 )
-from .shards import DEFAULT_MAX_BYTES, Problem, Shard
+from .shards import DEFAULT_MAX_BYTES, Problem, Shard, shard_path
+from .storage import Location
 
 #: Fields holding class ids: ``masks``/``gt_masks`` are bounded by the mask names (else the class names), the
 #: others by the class names; ``box_labels``/``gt_box_labels`` only within ``num_boxes``/``gt_num_boxes``.
 _CLASS_ID_FIELDS = ("labels", "pred_labels", "box_labels", "gt_box_labels", "masks", "gt_masks")
 
 
-def validate_shard(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Problem]:
-    """Every problem found in one shard file, each naming the file and the field. Empty = valid."""
+def validate_shard(
+    path: str | os.PathLike | Location, *, max_bytes: int = DEFAULT_MAX_BYTES,
+    storage_options: Mapping[str, Any] | None = None,
+) -> list[Problem]:
+    """Every problem found in one shard file (or URL), each naming the file and the field. Empty = valid."""
+    where = shard_path(path, storage_options)
+    p = str(where) if isinstance(where, Location) else str(path)
     try:
-        shard = Shard(path, max_bytes=max_bytes)
+        shard = Shard(where, max_bytes=max_bytes)
         arrays = shard.load()
     except (ShardError, ShardTooLargeError) as exc:
-        return [Problem.from_error(path, exc)]
-    p = str(path)
+        return [Problem.from_error(p, exc)]
     problems = [Problem(p, m, f) for f, m in check_arrays(shard.meta, arrays)]
-    parent = Path(path).parent.name
+    parent = where.parent.name
     if parent.startswith(STEP_DIR_PREFIX) and parent != step_dirname(shard.meta.step):
         problems.append(Problem(p, f"lies in folder {parent} but its metadata says step {shard.meta.step}"))
     if not problems:  # the warnings read values, which only well-formed arrays have

@@ -2,7 +2,11 @@
 
 The caller's thread only slices and copies what is kept; concatenation and disk
 I/O happen on one background thread behind a bounded queue, so an eval loop
-never waits on the disk and memory stays bounded.
+never waits on the disk (or the network) and memory stays bounded.
+
+The folder may be a local path or any fsspec URL (``s3://bucket/evals/run1``):
+on a store each shard is written to a local temp file and uploaded whole under
+its final key (``shards.upload_shard``), the manifest last.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ from .schema import (
     meta_from_mapping,
     step_dirname,
 )
-from .shards import as_array, as_field_array, new_dump_id, write_shard
+from .shards import as_array, as_field_array, new_dump_id, upload_shard, write_shard
+from .storage import DEFAULT_RETRY, Location, RetryPolicy, locate
 from .validation import check_arrays
 
 log = logging.getLogger(__name__)
@@ -165,6 +170,14 @@ class ShardWriter:
     ...     for images, labels, probs in batches:
     ...         w.add(images=images, labels=labels, probs=probs, pred_labels=probs.argmax(1))
 
+    ``directory`` may be an fsspec URL (``s3://evals/run1``, ``gs://...``), with
+    ``storage_options`` for its file system (credentials come from the
+    environment, never from here): each shard is uploaded whole, retried under
+    ``retry`` (``storage.RetryPolicy``), and a store that stays down is a
+    ``WriterError`` naming the URL (or, with ``on_error="drop"``, counted
+    drops). A scheme fsspec does not know is refused here, never made a local
+    folder named ``s3:``.
+
     The keywords are those of ``WriterConfig`` (or pass ``config=`` one);
     ``sources`` records where each field came from (the capture hooks fill it).
     ``add()`` also takes an Object Detection API dict as it comes
@@ -188,16 +201,21 @@ class ShardWriter:
 
     def __init__(
         self,
-        directory: str | os.PathLike,
+        directory: str | os.PathLike | Location,
         *,
         step: int = 0,
         config: WriterConfig | None = None,
         sources: Mapping[str, str | None] | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
         **options: Any,
     ):
         self.step = check_int(step, "step", minimum=0)
         self.config = config = writer_config(config, options)
-        self.directory = Path(directory)
+        self.location = locate(directory, storage_options)  # an unknown scheme is refused here
+        self.retry = check_type(retry, RetryPolicy, "retry")
+        #: A local run folder is a Path (today's code path), a URL's is its Location.
+        self.directory: Path | Location = Path(self.location.path) if self.location.is_local else self.location
         self.dump_id = new_dump_id()
         self.step_dir = self.directory / step_dirname(self.step)
         self.max_examples = config.max_examples
@@ -210,7 +228,7 @@ class ShardWriter:
         self.kept = 0  # examples accepted (<= max_examples)
         self.written = 0  # examples in shards on disk
         self.dropped = 0  # examples lost to write errors under on_error="drop"
-        self.paths: list[Path] = []
+        self.paths: list[Path | Location] = []
         self._pending: list[dict[str, np.ndarray]] = []
         self._pending_n = 0
         self._pending_bytes = 0
@@ -362,7 +380,7 @@ class ShardWriter:
                 continue  # drain so the producer never blocks; the error is raised there
             try:
                 # chunks go straight into the members: no concatenated copy competing with the eval for CPU
-                self.paths.append(write_shard(self.step_dir, meta, chunks, compress=self.compress))
+                self.paths.append(self._write_shard(meta, chunks))
                 self.written += meta.num_examples
             except BaseException as exc:  # noqa: BLE001 - surfaced on the caller's thread
                 if self.on_error == "drop":
@@ -373,6 +391,12 @@ class ShardWriter:
                     )
                 else:
                     self._error = exc
+
+    def _write_shard(self, meta: ShardMeta, chunks: list[dict[str, np.ndarray]]) -> Path | Location:
+        """One shard, whole: atomically into a local folder, or uploaded under its final key."""
+        if isinstance(self.step_dir, Path):
+            return write_shard(self.step_dir, meta, chunks, compress=self.compress)
+        return upload_shard(self.step_dir, meta, chunks, compress=self.compress, retry=self.retry)
 
     def _raise_pending_error(self) -> None:
         if self._error is not None:

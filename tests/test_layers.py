@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("format", {"shards", "manifest", "validation", "writer"}),
     ("render", {"render"}),
     ("tensorboard", {"png", "tensorboard"}),
-    ("pipeline", {"metrics", "select", "options", "_incremental", "_pipeline", "changes"}),
+    ("pipeline", {"metrics", "select", "options", "_incremental", "_pipeline", "_remote", "changes"}),
     ("library", {"api", "distributed"}),
     ("faces", {"examples", "views", "cli", "demo", "bench", "capture", "coco", "__init__", "__main__"}),
 ]

@@ -193,3 +193,95 @@ def dask_processes(n_workers: int, logdir: Path, *, env: dict[str, str] | None =
     finally:
         for proc in reversed(procs):
             stop(proc)
+
+
+class TcpProxy:
+    """A TCP relay on 127.0.0.1 in front of a server: ``cut()`` drops every connection mid-transfer and refuses
+    new ones, as a network that goes down would, while the server behind it (and what it stored) lives on.
+
+    >>> with TcpProxy(("127.0.0.1", 5000)) as proxy:     # doctest: +SKIP
+    ...     url = proxy.url; ...; proxy.cut()
+    """
+
+    def __init__(self, target: tuple[str, int]):
+        import threading
+
+        self.target = target
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((HOST, 0))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://{HOST}:{self.port}"
+        self.bytes_up = 0  # client → server, so a test can wait until an upload is under way
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._down = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self._down.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._down.is_set():
+                    client.close()
+                    upstream.close()
+                    return
+                self._sockets += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, up: bool) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if up:
+                    self.bytes_up += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        """Every open connection reset, and nothing listening any more: connection refused from now on."""
+        self._down.set()
+        with self._lock:
+            for sock in [self._listener, *self._sockets]:
+                _reset(sock)
+
+    def __enter__(self) -> TcpProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cut()
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with a reset (linger 0), waking whatever thread is blocked reading it."""
+    calls = (
+        lambda: sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"),
+        lambda: sock.shutdown(socket.SHUT_RDWR),
+        sock.close,
+    )
+    for call in calls:
+        try:
+            call()
+        except OSError:
+            pass
