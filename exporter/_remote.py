@@ -45,6 +45,11 @@ from .tensorboard import EVENT_FILE_GLOB
 EVENTS_KEY = "events"
 #: Uploads of a render to a store that run at once (PNG files are small: latency, not bandwidth, bounds them).
 UPLOAD_THREADS = 8
+#: An event file above twice this is sent as a multipart upload of parts this large, ``EVENT_PARTS_IN_FLIGHT`` at
+#: a time, so an upload holds a few parts in memory, not the whole file (s3fs reads a single PUT's body whole, and
+#: event files reach gigabytes): 32 MiB, well inside the export's memory bound.
+EVENT_PART_SIZE = 8 << 20
+EVENT_PARTS_IN_FLIGHT = 4
 
 
 def _event_names(names: Sequence[str]) -> list[str]:
@@ -119,7 +124,7 @@ class StagedLogdir:
         new = [n for n in after if n not in self._before]
         gone = [n for n in self._before if n not in after]
         for name in new:
-            put_file(self.staging / name, join(self.target, name), retry=self.retry)
+            put_file(self.staging / name, join(self.target, name), retry=self.retry, **_multipart(self.target))
         for name in gone:
             remove(join(self.target, name))
         state_path = self.staging / STATE_FILE
@@ -128,6 +133,13 @@ class StagedLogdir:
             state[EVENTS_KEY] = after
             put_bytes(join(self.target, STATE_FILE), json.dumps(state, sort_keys=True).encode(), retry=self.retry)
         return join(self.target, new[-1]) if new else None
+
+
+def _multipart(target: Location) -> dict[str, int]:
+    """Part size and parts in flight of an event file's upload, where the store takes them (s3fs)."""
+    if target.protocol in ("s3", "s3a"):
+        return {"part_size": EVENT_PART_SIZE, "concurrency": EVENT_PARTS_IN_FLIGHT}
+    return {}
 
 
 def _named_events(state: str | None) -> list[str] | None:

@@ -8,8 +8,9 @@ Every reader here takes a local path or a URL (``s3://evals/run1``, with
 ``storage_options`` for its file system). A local path stays a ``Path`` and
 keeps the plain-file code path; a URL becomes a ``storage.Location`` (the
 ``path`` of its ``Shard``, ``Run`` and ``Batch``), read with range requests:
-opening a shard reads its zip directory and ``.npy`` headers only, ``load()``
-streams the members asked for in large blocks. A store that fails while a
+opening a shard reads its zip directory and ``.npy`` headers only (two
+requests: the last ``TAIL_BYTES`` and the first block), ``load()`` streams the
+members asked for in ``LOAD_BLOCK_SIZE`` blocks. A store that fails while a
 shard is read is a ``StorageError`` naming the URL, never a "bad shard".
 """
 
@@ -74,7 +75,7 @@ _ZIP_ERRORS = (
 #: Most uncompressed bytes one stored byte can yield: 1 when stored, 1032 for deflate (its limit).
 _MAX_RATIO = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: 1032}
 #: Block size of a remote ``load()``: one range request per this many bytes of the members read.
-LOAD_BLOCK_SIZE = 8 << 20
+LOAD_BLOCK_SIZE = 32 << 20
 
 #: Where a shard (or a run folder) is: a local ``Path``, or the ``Location`` of a URL.
 ShardPath = Path | Location
@@ -92,20 +93,43 @@ def shard_path(path: str | os.PathLike | Location, storage_options: Mapping[str,
     return Path(path)
 
 
+#: The end of a remote shard fetched in one request when the zip reader first reads there: its end record, the
+#: central directory and, in a shard's usual layout (images first), the small members and their headers.
+TAIL_BYTES = 128 << 10
+
+
 class _RemoteFile:
-    """fsspec's random-access file of a shard, whose failed reads are StorageErrors (``storage.read_errors``)."""
+    """fsspec's random-access file of a shard, whose failed reads are StorageErrors (``storage.read_errors``).
+
+    A zip reader reads the end record, then the zip64 locator, then the central
+    directory: three small reads backwards from the end, each a request of its
+    own to a forward-reading cache. The last ``TAIL_BYTES`` are fetched once
+    instead and those reads served from them.
+    """
 
     def __init__(self, location: Location, block_size: int):
         self.location = location
         self.name = str(location)
-        self._f = open_read(location, block_size=block_size)
+        with read_errors(location):
+            self._f = open_read(location, block_size=block_size)
+            self._size = int(self._f.size)  # type: ignore[attr-defined]  # an fsspec file knows its size
+        self._tail_start = max(0, self._size - TAIL_BYTES)
+        self._tail: bytes | None = None
         #: The first failed read: zipfile turns any OSError into "File is not a zip file", so it is kept here.
         self.failure: StorageError | None = None
 
     def read(self, n: int = -1) -> bytes:
         try:
             with read_errors(self.location):
-                return self._f.read(n)
+                pos = self._f.tell()
+                end = self._size if n is None or n < 0 else min(self._size, pos + n)
+                if pos < self._tail_start or pos >= end:
+                    return self._f.read(n)
+                if self._tail is None:
+                    self._f.seek(self._tail_start)
+                    self._tail = self._f.read(self._size - self._tail_start)
+                self._f.seek(end)
+                return self._tail[pos - self._tail_start:end - self._tail_start]
         except StorageError as exc:
             self.failure = self.failure or exc
             raise
@@ -496,7 +520,10 @@ class Shard:
             with np.load(self.path, allow_pickle=False) as npz:
                 yield npz
             return
-        with _RemoteFile(self.path, LOAD_BLOCK_SIZE) as f, f.failures_first(), np.load(f, allow_pickle=False) as npz:
+        # NpzFile, not np.load: np.load first reads the magic at offset 0, which costs a whole block that the zip
+        # directory at the end of the file then replaces, and the first member fetches it again
+        with _RemoteFile(self.path, LOAD_BLOCK_SIZE) as f, f.failures_first(), \
+                np.lib.npyio.NpzFile(f, allow_pickle=False) as npz:  # type: ignore[arg-type]
             yield npz
 
 

@@ -469,12 +469,15 @@ def put_bytes(location: Location, data: bytes | bytearray | memoryview, *, retry
 
 
 def put_file(local_path: str | os.PathLike, location: Location, *, retry: RetryPolicy = DEFAULT_RETRY,
-             part_size: int | None = None) -> Location:
+             part_size: int | None = None, concurrency: int | None = None) -> Location:
     """Publish the file at ``local_path`` whole under ``location`` (see ``put_bytes``).
 
     s3fs sends a file below twice its part size (default 50 MiB) in one PUT and
     a larger one as a multipart upload of ``part_size`` parts, completed at the
-    end and aborted on an error: an interrupted upload leaves no object.
+    end and aborted on an error: an interrupted upload leaves no object. A
+    single PUT holds the whole file in memory (about 1.5 times its size, with
+    botocore's copies), a multipart upload ``concurrency`` parts (s3fs: 10 by
+    default); ``part_size`` and ``concurrency`` are s3fs's (S3 only).
     """
     src = Path(local_path)
     if not src.is_file():
@@ -485,7 +488,9 @@ def put_file(local_path: str | os.PathLike, location: Location, *, retry: RetryP
         with open(src, "rb") as f:
             atomic_write(dst, lambda out: shutil.copyfileobj(f, out, 1 << 20))
         return location
-    extra = {} if part_size is None else {"chunksize": check_int(part_size, "part_size", minimum=5 << 20)}
+    extra: dict[str, int] = {} if part_size is None else {"chunksize": check_int(part_size, "part_size", minimum=5 << 20)}
+    if concurrency is not None:
+        extra["max_concurrency"] = check_int(concurrency, "concurrency", minimum=1)
     size = src.stat().st_size
     _with_retry(location, "upload", size, retry, lambda fs, kw: fs.put_file(str(src), location.path, **extra, **kw))
     return location
