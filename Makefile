@@ -7,9 +7,9 @@ PYTEST_ARGS ?=
 # Three stacks users have: the last Estimator release (TF 2.15, numpy 1.26), the current one
 # (TF 2.21, Keras 3, numpy 2.x), and none at all (the offline exporter needs no TensorFlow).
 ENVS := tf215 tf221 core
-EXTRAS_tf215 := estimator,fast,dev
-EXTRAS_tf221 := keras,fast,dev
-EXTRAS_core := fast,dev
+EXTRAS_tf215 := estimator,fast,fpng,dev
+EXTRAS_tf221 := keras,fast,fpng,dev
+EXTRAS_core := fast,fpng,dev
 
 .PHONY: demo test lint envs bench browser clean $(addprefix test-,$(ENVS))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from ._version import __version__ as __version__
 from .errors import (
     ConfigError,
+    DatasetError,
     ExporterError,
     MissingDependencyError,
     NothingExportedError,
@@ -55,8 +56,8 @@ _LAZY = {
     "open_run": "examples",
 }
 _SUBMODULES = (
-    "api", "capture", "demo", "examples", "manifest", "metrics", "odapi", "options", "render", "schema", "select",
-    "shards", "tags", "tensorboard", "validation", "views", "writer",
+    "api", "capture", "changes", "coco", "demo", "distributed", "examples", "manifest", "metrics", "odapi", "options",
+    "render", "schema", "select", "shards", "storage", "tags", "tensorboard", "validation", "views", "writer",
 )
 
 
@@ -77,6 +78,7 @@ __all__ = [
     "BOX_FORMATS",
     "CANONICAL_FIELDS",
     "ConfigError",
+    "DatasetError",
     "Examples",
     "ExportMode",
     "ExportOptions",

@@ -78,6 +78,17 @@ def check_number(
     return number
 
 
+def check_range(value: Any, name: str) -> tuple[float, float]:
+    """A ``(low, high)`` pair of finite numbers with low < high, as floats, else ConfigError."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be (low, high), got {value!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ConfigError(f"{name} (low, high) must be finite with low < high, got {value!r}")
+    return lo, hi
+
+
 def check_bool(value: Any, name: str) -> bool:
     """``value`` if it is True or False (numpy's too), else ConfigError: ``"no"`` is not False."""
     if not isinstance(value, (bool, np.bool_)):

@@ -1,4 +1,4 @@
-"""What the command line and notebooks call: ``export``, ``inspect``, ``validate``, ``render``.
+"""What the command line and notebooks call: ``export``, ``inspect``, ``validate``, ``render``, ``export_runs``.
 
 >>> report = export("eval_shards", "tb/eval", ExportOptions(grid=True))   # doctest: +SKIP
 >>> print(report)                                                          # doctest: +SKIP
@@ -6,8 +6,10 @@ exported 3 step(s), 96 image(s) under 35 tag(s) to tb/eval in 2.1s
 run: tensorboard --logdir tb/eval
 
 These are small façades: the pipeline (``exporter._pipeline``) plans and draws,
-``exporter.tensorboard`` writes and installs the event file, and
-``exporter._incremental`` decides what an ``--incremental`` export appends.
+``exporter.tensorboard`` writes and installs the event file,
+``exporter._incremental`` decides what an ``--incremental`` export appends,
+``exporter._remote`` installs an export into a logdir on an object store, and
+``exporter.distributed`` runs ``export_runs``' one task per run, here or on Dask.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import dataclasses
 import errno
 import itertools
 import os
+import shlex
+import shutil
+import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +37,18 @@ from ._files import atomic_write, is_temp_name, prepare_output_dir, remove_stale
 from ._incremental import ExportMode, ExportState
 from ._lock import LOCK_FILE, OutputLock
 from ._procs import raise_if_signalled
-from .errors import ConfigError, ExporterError, NothingExportedError, OutputError, RunNotFoundError
+from ._remote import StagedLogdir, upload_tree
+from .changes import ChangeCounts, ChangeTracker, StepChanges
+from .distributed import RunResult, plan_run_tasks, run_tasks
+from .errors import ConfigError, ExporterError, NothingExportedError, OutputError, RunNotFoundError, StorageError
 from .manifest import incomplete_dumps
-from .metrics import classification
+from .metrics import classification, detection, segmentation
+from .metrics.step import DetectionCurves
 from .options import ExportOptions
 from .render import render_confusion_matrix, render_grid, thumbnail
 from .schema import CANONICAL_FIELDS, step_dirname
-from .shards import DEFAULT_MAX_BYTES, FieldInfo, Problem, Run, find_shard_files, open_run
+from .shards import DEFAULT_MAX_BYTES, FieldInfo, Problem, Run, ShardPath, find_shard_files, open_run, shard_path
+from .storage import Location, locate
 from .tensorboard import (
     EventWriter,
     encode_image,
@@ -55,14 +65,17 @@ __all__ = [
     "ExportReport",
     "RenderedFiles",
     "RunSummary",
+    "RunsReport",
     "export",
+    "export_run_task",
+    "export_runs",
     "inspect",
     "render",
     "shard_files",
     "validate",
 ]
 
-ShardsArg = str | os.PathLike | Run
+ShardsArg = str | os.PathLike | Location | Run
 
 
 # --------------------------------------------------------------------------- reports
@@ -72,22 +85,24 @@ ShardsArg = str | os.PathLike | Run
 class ExportReport:
     """What ``export`` wrote: printed as a short summary with the command to view it."""
 
-    logdir: Path
+    logdir: Path | Location  # a URL's Location when the logdir is on a store
     steps: list[int]
     images: int
     tags: int
     bad: list[Problem]
     warnings: list[str]
     tensorboard_command: str
-    event_file: Path | None = None
+    event_file: Path | Location | None = None
     seconds: float = 0.0
     mode: ExportMode = ExportMode.FULL
+    changes: list[ChangeCounts] = dataclasses.field(default_factory=list)  # with ``options.changes``, per step
 
     def __str__(self) -> str:
         lines = [
             f"exported {len(self.steps)} step(s), {self.images} image(s) under {self.tags} tag(s) "
             f"to {self.logdir} in {self.seconds:.1f}s"
         ]
+        lines += [f"changes at {c} (tags {tagging.CHANGES_PREFIX}/fixed/..., /broken/...)" for c in self.changes]
         lines += [f"skipped bad shard: {p}" for p in self.bad]
         lines += [f"warning: {w}" for w in self.warnings]
         lines.append(f"run: {self.tensorboard_command}")
@@ -98,7 +113,7 @@ class ExportReport:
 class RunSummary:
     """What a run folder holds, from shard headers and metadata only (no array is loaded)."""
 
-    path: Path
+    path: ShardPath
     steps: list[int]
     shards_per_step: dict[int, int]
     examples_per_step: dict[int, int]
@@ -106,7 +121,7 @@ class RunSummary:
     class_names: list[str] | None
     format_versions: list[str]
     box_formats: list[str]
-    ignored: list[Path]
+    ignored: list[ShardPath]
     incomplete: list[str]
 
     def __str__(self) -> str:
@@ -152,12 +167,13 @@ def _checked(options: ExportOptions) -> ExportOptions:
 
 def export(
     shards: ShardsArg,
-    logdir: str | os.PathLike,
+    logdir: str | os.PathLike | Location,
     options: ExportOptions = ExportOptions(),
     *,
     progress: bool = False,
     incremental: bool = False,
     wait: bool | float = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> ExportReport:
     """Render a run's shards into TensorBoard events in ``logdir``.
 
@@ -178,14 +194,29 @@ def export(
     a number of seconds) waits for it. What a killed export left behind is
     finished or removed by the next one.
 
+    ``shards`` and ``logdir`` may be fsspec URLs (``s3://evals/run1``,
+    ``gs://...``), with ``storage_options`` for their file systems. A remote
+    logdir is rendered into a local staging folder, then each event file is
+    uploaded whole under its final name, the replaced ones are removed, and
+    the state goes last (``exporter._remote``); the next export repairs what a
+    crash in between left. There is no lock on an object store: two exports
+    must not write the same remote logdir at once.
+
     >>> report = export("eval_shards", "tb/eval", ExportOptions(workers=4))   # doctest: +SKIP
     >>> report.tensorboard_command                                             # doctest: +SKIP
     'tensorboard --logdir tb/eval'
+    >>> export("s3://evals/run1", "s3://tb/run1", storage_options={"profile": "eval"})   # doctest: +SKIP
     """
     options = _checked(options)
     t0 = time.perf_counter()
-    logdir = Path(logdir)
-    with _output_folder(logdir, wait):
+    shards = _source(shards, storage_options)
+    out = _output(logdir, storage_options)
+    if isinstance(out, Location):
+        report = _export_remote(shards, out, options, progress=progress, incremental=incremental)
+        report.seconds = time.perf_counter() - t0
+        return report
+    logdir = out
+    with _output_folder(logdir, wait):  # a LOGDIR we cannot write is refused before any work, naming LOGDIR
         report = _export_locked(shards, logdir, options, progress=progress, incremental=incremental)
     report.seconds = time.perf_counter() - t0
     return report
@@ -256,8 +287,14 @@ def _export_locked(
     notes += plan.ignored_note()
     state = ExportState.load(logdir, options.output_hash())
     mode = ExportMode.FULL
+    every_step = plan.steps
     if incremental:
         decision = state.decide(plan.steps)
+        if decision.mode is ExportMode.APPEND and options.group_tags == "outcome":
+            decision = dataclasses.replace(decision, mode=ExportMode.REWRITE, steps=plan.steps, note=(
+                "group_tags='outcome' groups by the outcome at the last step: the whole run is rewritten so every "
+                "step's tags follow the new last step"
+            ))  # fmt: skip
         mode, plan = decision.mode, dataclasses.replace(plan, steps=decision.steps)
         if decision.note:
             notes.append(decision.note)
@@ -269,18 +306,27 @@ def _export_locked(
             )
     images = 0
     steps: list[int] = []
+    tracker = ChangeTracker(options, plan.steps, notes)
+    exported = max((s for s in every_step if s < min(plan.steps, default=0)), default=None)
+    if options.changes and mode is ExportMode.APPEND and exported is not None:
+        tracker.start_after(every_step[exported])  # the first new step compares with the last one exported
+    changes: list[ChangeCounts] = []
     with EventWriter(logdir) as writer:
         for item in _pipeline.run(plan, options, metrics=options.metrics, bad=bad, notes=notes, progress=progress):
             if isinstance(item, _pipeline.ShardDone):
                 for name, r in item.examples:
-                    tag = tagging.name_tag(options.tag_prefix, name)
+                    tag, description = tracker.tag(plan.steps[item.step], name, r.example_id, r.index)
                     writer.add_image(
                         tag, r.data, height=r.height, width=r.width, colorspace=r.colorspace,
-                        step=item.step, walltime=item.walltime,
+                        step=item.step, walltime=item.walltime, description=description,
                     )
                     images += 1
                 continue
             images += _write_step(writer, item, options, notes)
+            found = tracker.step(plan.steps[item.step], skip={p.path for p in bad})
+            if found is not None:
+                images += _write_changes(writer, found, item.walltime, options)
+                changes += [found.counts] if found.counts else []
             steps.append(item.step)
         need = writer.samples_needed()
         notes.extend(writer.sample_warnings())
@@ -296,8 +342,52 @@ def _export_locked(
     _warn(notes)
     return ExportReport(
         logdir=logdir, steps=steps, images=images, tags=len(writer.tags), bad=bad, warnings=notes,
-        tensorboard_command=tensorboard_command(logdir, need), event_file=event_file, mode=mode,
+        tensorboard_command=tensorboard_command(logdir, need), event_file=event_file, mode=mode, changes=changes,
     )
+
+
+def _write_changes(writer: EventWriter, found: StepChanges, walltime: float, options: ExportOptions) -> int:
+    """A step's ``changes/...`` pictures, then its ``summary/...`` tables; returns how many images were written."""
+    images = 0
+    for tag, img, description in found.pictures():
+        data = encode_image(img, options.image_format, options.jpeg_quality, png_encoder=options.png_encoder)
+        writer.add_image(
+            tag, data, height=img.height, width=img.width, colorspace=image_colorspace(img),
+            step=found.step, walltime=walltime, description=description,
+        )
+        images += 1
+    for tag, markdown, description in found.tables():
+        writer.add_text(tag, markdown, step=found.step, walltime=walltime, description=description)
+    return images
+
+
+def _source(shards: ShardsArg, storage_options: Mapping[str, Any] | None) -> Path | Location | Run:
+    """The shards argument resolved once: a Run as it is, a local path as a Path, a URL as its Location."""
+    return shards if isinstance(shards, Run) else shard_path(shards, storage_options)
+
+
+def _output(path: str | os.PathLike | Location, storage_options: Mapping[str, Any] | None) -> Path | Location:
+    """An output folder: a local path as a Path (today's code path), a URL as its Location (an unknown scheme is refused)."""
+    if isinstance(path, (str, Location)):
+        location = locate(path, storage_options)
+        return location if not location.is_local else Path(location.path)
+    return Path(path)
+
+
+def _export_remote(shards: ShardsArg, target: Location, options: ExportOptions, *, progress: bool,
+                   incremental: bool) -> ExportReport:
+    """``export`` into a logdir on a store: the local export into a staging folder, then installed object by object."""
+    with StagedLogdir(target) as staged:
+        _warn(staged.notes)
+        try:
+            report = _export_locked(shards, staged.staging, options, progress=progress, incremental=incremental)
+        except NothingExportedError as exc:
+            raise NothingExportedError(str(exc).replace(str(staged.staging), str(target)), bad=exc.bad) from None
+        event_file = staged.install()
+    # the command names the staging folder: say the URL instead
+    command = report.tensorboard_command.replace(shlex.quote(str(staged.staging)), shlex.quote(target.url), 1)
+    return dataclasses.replace(report, logdir=target, event_file=event_file, tensorboard_command=command,
+                               warnings=staged.notes + report.warnings)
 
 
 def _write_step(writer: EventWriter, item: _pipeline.StepDone, options: ExportOptions, notes: list[str]) -> int:
@@ -314,6 +404,7 @@ def _write_step(writer: EventWriter, item: _pipeline.StepDone, options: ExportOp
     if item.grid:
         add_picture(tagging.grid_tag(options.tag_prefix), _grid_image(item.grid))
         images += 1
+    _write_measured(writer, item, notes)
     m = item.metrics
     if m is None:
         return images
@@ -346,6 +437,43 @@ def _write_step(writer: EventWriter, item: _pipeline.StepDone, options: ExportOp
     return images
 
 
+def _write_measured(writer: EventWriter, item: _pipeline.StepDone, notes: list[str]) -> None:
+    """A step's detection and segmentation scalars and detection PR curves; a -1 (nothing measurable) is left out."""
+    r = item.measured
+    if r is None:
+        return
+    at: dict[str, Any] = dict(step=item.step, walltime=item.walltime)
+    for metrics, masks in ((r.detection, False), (r.mask_detection, True)):
+        if metrics is None:
+            continue
+        for name, value in metrics.scalars().items():
+            if value != detection.NO_GT:
+                writer.add_scalar(tagging.detection_tag(name, masks=masks), value, **at)
+        if masks or r.class_agnostic:
+            continue  # per class: boxes only, and only when the boxes have classes
+        measured = {k: v for k, v in metrics.per_class_AP.items() if v != detection.NO_GT}
+        if len(measured) > classification.MAX_CLASSES:
+            notes.append(
+                f"step {item.step}: per-class detection AP and PR curves not written ({len(measured)} classes; "
+                f"they are written for at most {classification.MAX_CLASSES})"
+            )
+            continue
+        ap_tags = tagging.class_tags(tagging.DETECTION_AP_PREFIX, measured, item.class_names)
+        for k, value in measured.items():
+            writer.add_scalar(ap_tags[k], value, **at)
+        ids = sorted(measured)
+        pr_tags = tagging.class_tags(tagging.DETECTION_PR_CURVE_PREFIX, ids, item.class_names)
+        writer.add_pr_curves([pr_tags[k] for k in ids], DetectionCurves(metrics, ids), **at)
+    seg = r.segmentation
+    if seg is not None:
+        for tag, value in ((tagging.PIXEL_ACCURACY_TAG, seg.pixel_accuracy), (tagging.MEAN_IOU_TAG, seg.mean_iou)):
+            if value != segmentation.NO_PIXELS:
+                writer.add_scalar(tag, value, **at)
+        iou_tags = tagging.class_tags(tagging.SEGMENTATION_IOU_PREFIX, seg.per_class_iou, item.mask_class_names)
+        for k, value in seg.per_class_iou.items():
+            writer.add_scalar(iou_tags[k], value, **at)
+
+
 def _grid_image(cells: list[np.ndarray]) -> Any:
     """A step's first examples on one sheet, each shrunk to fit a grid cell so the sheet stays viewable."""
     from PIL import Image
@@ -358,16 +486,118 @@ def _warn(notes: list[str]) -> None:
         warnings.warn(note, stacklevel=3)
 
 
+# --------------------------------------------------------------------------- many runs
+
+
+@dataclasses.dataclass
+class RunsReport:
+    """What ``export_runs`` did: one ``distributed.RunResult`` per run, in run order; ``failed`` lists the others."""
+
+    root: str
+    logroot: str
+    results: list[RunResult]
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[RunResult]:
+        return [r for r in self.results if not r.ok]
+
+    def __str__(self) -> str:
+        done = [r for r in self.results if r.ok]
+        lines = [
+            f"exported {len(done)} of {len(self.results)} run(s) from {self.root} to {self.logroot}: "
+            f"{sum(r.images for r in done)} image(s), {sum(r.steps for r in done)} step(s) in {self.seconds:.1f}s"
+        ]
+        lines += [f"warning: {r.run}: {w}" for r in self.results for w in r.warnings]
+        lines += [f"failed: {r.run}: {r.error}" for r in self.failed]
+        if self.failed:
+            lines.append(f"{len(self.failed)} of {len(self.results)} run(s) failed: {', '.join(r.run for r in self.failed)}")
+        return "\n".join(lines)
+
+
+def export_runs(
+    root: str | os.PathLike | Location,
+    logroot: str | os.PathLike | Location,
+    options: ExportOptions = ExportOptions(),
+    *,
+    scheduler: str | None = None,
+    progress: bool = False,
+    incremental: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+    cluster_workers: int | None = None,
+) -> RunsReport:
+    """Export every run folder under ``root`` into ``logroot/<its path below root>``, as ``export`` would each.
+
+    A run folder is one holding ``step-*`` folders (``storage.find_runs``; one
+    listing on an object store). ``scheduler`` None exports them here, one
+    after another; ``"local"`` starts a Dask LocalCluster of ``cluster_workers``
+    processes for the call; an address (``tcp://host:8786``) uses a running
+    cluster, whose workers need this package installed. On Dask each run is one
+    task (``export_run_task``), exported with ``workers=1`` (Dask's worker
+    processes are daemonic and cannot start a process pool; Dask supplies the
+    parallelism), retried on another worker if its worker dies: the export's
+    staging and whole-file installation make a rerun replace its own output, so
+    nothing is doubled. A run that fails is reported in ``failed``; the others
+    still finish. ``root`` and ``logroot`` may be URLs.
+
+    >>> report = export_runs("s3://evals/job7", "s3://tb/job7", scheduler="tcp://10.0.0.5:8786")  # doctest: +SKIP
+    >>> [r.run for r in report.failed]                                                           # doctest: +SKIP
+    []
+    """
+    options = _checked(options)
+    t0 = time.perf_counter()
+    if scheduler is not None:
+        options = dataclasses.replace(options, workers=1)
+    tasks = plan_run_tasks(locate(root, storage_options), locate(logroot, storage_options),
+                           {"export": options, "incremental": bool(incremental)})
+    if not tasks:
+        raise RunNotFoundError(f"{root}: no run folders (folders holding step-* folders) found")
+    results = run_tasks(tasks, scheduler, progress, task_fn=export_run_task, workers=cluster_workers)
+    return RunsReport(str(locate(root, storage_options)), str(locate(logroot, storage_options)), results,
+                      time.perf_counter() - t0)
+
+
+def export_run_task(shards_url: str, logdir_url: str, options: Mapping[str, Any],
+                    storage_options: Mapping[str, Any]) -> RunResult:
+    """One run's ``export`` as a task of ``distributed.run_tasks``, on whichever worker runs it.
+
+    ``options`` holds ``"export"`` (an ``ExportOptions``) and ``"incremental"``.
+    Pure and idempotent: it reads ``shards_url`` and writes only ``logdir_url``,
+    through the export's staging and whole-file installation, so running it
+    again replaces its own output. Its warnings come back in the result, and so
+    does a library error about the run (bad shards, a LOGDIR that cannot be
+    written): only a store's failure (``StorageError``) is raised, for Dask to retry.
+    """
+    import multiprocessing
+
+    export_options = options.get("export", ExportOptions())
+    if multiprocessing.current_process().daemon and export_options.workers != 1:
+        export_options = dataclasses.replace(export_options, workers=1)  # a daemonic process has no children
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            report = export(shards_url, logdir_url, export_options, incremental=bool(options.get("incremental", False)),
+                            storage_options=storage_options)
+        except StorageError:
+            raise  # the store failed: worth another try (Dask retries the task, elsewhere if need be)
+        except ExporterError as exc:  # the run itself is wrong: trying again would fail again
+            return RunResult(shards_url, seconds=time.perf_counter() - t0, error=f"{type(exc).__name__}: {exc}")
+    notes = tuple(dict.fromkeys(str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)))
+    return RunResult(shards_url, images=report.images, steps=len(report.steps), seconds=report.seconds, warnings=notes)
+
+
 # --------------------------------------------------------------------------- render to files
 
 
 def render(
     shards: ShardsArg,
-    outdir: str | os.PathLike,
+    outdir: str | os.PathLike | Location,
     options: ExportOptions = ExportOptions(),
     *,
     progress: bool = False,
     wait: bool | float = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> RenderedFiles:
     """Draw the same overlays as ``export`` into PNG files: ``outdir/step-<step>/<id>.png``.
 
@@ -376,22 +606,39 @@ def render(
 
     File names come from ``exporter.tags.safe_filename`` and never leave
     ``outdir``; with ``options.grid`` each step also gets ``grid.png``.
+    ``shards`` and ``outdir`` may be fsspec URLs: a remote outdir gets the
+    files drawn into a local staging folder, each uploaded whole (no lock there).
 
     >>> paths = render("eval_shards", "overlays", ExportOptions(max_per_step=16))   # doctest: +SKIP
     """
     options = dataclasses.replace(_checked(options), image_format="png")
-    outdir = Path(outdir)
+    shards = _source(shards, storage_options)
+    out = _output(outdir, storage_options)
+    if isinstance(out, Location):
+        return _render_remote(shards, out, options, progress=progress)
+    outdir = out
     with _output_folder(outdir, wait):
         remove_stale(outdir)
         return _render_locked(shards, outdir, options, progress=progress)
 
 
-class RenderedFiles(list[Path]):
-    """The files ``render`` wrote (a list of paths); ``bad`` lists the shards ``skip_bad`` left out."""
+class RenderedFiles(list):
+    """The files ``render`` wrote: a list of paths (Locations for a URL), whose ``bad`` lists the shards
+    ``skip_bad`` left out."""
 
-    def __init__(self, paths: list[Path] | None = None, bad: list[Problem] | None = None):
-        super().__init__(paths or [])
-        self.bad: list[Problem] = list(bad or [])
+    def __init__(self, files: Iterable[Path | Location] = (), bad: Iterable[Problem] = ()):
+        super().__init__(files)
+        self.bad: list[Problem] = list(bad)
+
+
+def _render_remote(shards: ShardsArg, target: Location, options: ExportOptions, *, progress: bool) -> RenderedFiles:
+    """``render`` into a folder on a store: drawn into a local staging folder, each file then uploaded whole."""
+    staging = Path(tempfile.mkdtemp(prefix="summary-exporter-stage-"))
+    try:
+        files = _render_locked(shards, staging, options, progress=progress)
+        return RenderedFiles(upload_tree(staging, files, target), files.bad)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _render_locked(shards: ShardsArg, outdir: Path, options: ExportOptions, *, progress: bool) -> RenderedFiles:
@@ -425,8 +672,14 @@ def _write_file(folder: Path, name: str, data: bytes) -> Path:
 # --------------------------------------------------------------------------- inspect and validate
 
 
-def inspect(shards: str | os.PathLike, *, dumps: str = "latest") -> RunSummary:
+def inspect(
+    shards: str | os.PathLike | Run, *, dumps: str = "latest", storage_options: Mapping[str, Any] | None = None
+) -> RunSummary:
     """Summarise a run folder from metadata and array headers; ``print()`` it to read it at a glance.
+
+    ``shards`` may be an fsspec URL: then one listing, and a few range requests
+    per shard for its zip directory and headers, plus one small GET per dump
+    manifest; no array is fetched.
 
     >>> print(inspect("eval_shards"))                      # doctest: +SKIP
     run: eval_shards
@@ -435,7 +688,7 @@ def inspect(shards: str | os.PathLike, *, dumps: str = "latest") -> RunSummary:
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the summary lists ignored dumps itself
-        run = shards if isinstance(shards, Run) else open_run(shards, dumps=dumps)
+        run = shards if isinstance(shards, Run) else open_run(shards, dumps=dumps, storage_options=storage_options)
     all_shards = run.shards() + list(run.ignored)
     return RunSummary(
         path=run.path,
@@ -451,18 +704,20 @@ def inspect(shards: str | os.PathLike, *, dumps: str = "latest") -> RunSummary:
     )
 
 
-def shard_files(shards: str | os.PathLike) -> list[Path]:
-    """Every shard file under ``shards`` (a run folder, a step folder or one file), older dumps included."""
-    files = find_shard_files(shards)
+def shard_files(shards: str | os.PathLike, *, storage_options: Mapping[str, Any] | None = None) -> list[ShardPath]:
+    """Every shard file under ``shards`` (a run folder, a step folder or one file, or a URL), older dumps included."""
+    files = find_shard_files(shards, storage_options)
     if not files:
         raise RunNotFoundError(f"{shards}: no shard files (*.npz) found")
     return files
 
 
-def validate(shards: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Problem]:
-    """Every problem of every shard file under ``shards`` (older dumps included). Empty = all valid.
+def validate(
+    shards: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES, storage_options: Mapping[str, Any] | None = None
+) -> list[Problem]:
+    """Every problem of every shard file under ``shards`` (a folder or a URL; older dumps included). Empty = all valid.
 
     >>> for problem in validate("eval_shards"):           # doctest: +SKIP
     ...     print(problem)
     """
-    return [p for f in shard_files(shards) for p in validate_shard(f, max_bytes=max_bytes)]
+    return [p for f in shard_files(shards, storage_options=storage_options) for p in validate_shard(f, max_bytes=max_bytes)]

@@ -36,11 +36,15 @@ examples:
   summary-exporter export eval_shards logs/eval_sbs --side-by-side --match-iou 0.5 --workers 2
   summary-exporter render eval_shards overlays --max-per-step 16 --grid
   summary-exporter export eval_shards logs/worst --most-confident-wrong 32
+  summary-exporter export eval_shards logs/eval --changes --group-tags class
+  summary-exporter export det_shards logs/misses --any-missed --match-iou 0.5 --score-threshold 0.3
   summary-exporter demo demo_out
   summary-exporter bench --quick
 
 Shards are the .npz files written by exporter.ShardWriter, EvalDumpHook or
 EvalDumpCallback; SHARDS may be a run folder, one step-* folder or one file.
+SHARDS, LOGDIR and OUTDIR may be URLs (s3://bucket/evals/run1, gs://...):
+  summary-exporter export s3://evals/run1 s3://tb/run1 --storage-option profile=eval
 
 exit status: 0 done, 1 error, 2 usage, 3 exported but some shards were
 skipped (--skip-bad lists them), 130 Ctrl-C, 143 SIGTERM (128 + signal number).
@@ -64,6 +68,10 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _workers(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive_int(text)
+
+
 def _fraction(text: str) -> float:
     import argparse
 
@@ -83,6 +91,16 @@ def _floats(text: str) -> tuple[float, ...]:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _id_or_none(text: str) -> int | str:
+    """An integer id, or 'none' (for --mask-background: every id is a class)."""
+    if text.strip().lower() == "none":
+        return "none"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer id or 'none', got {text!r}") from None
 
 
 def _names(text: str) -> list[str | int]:
@@ -109,6 +127,11 @@ def _selection(args: argparse.Namespace):
         least_confident_correct=args.least_confident_correct,
         per_class=args.per_class,
         ids=args.ids,
+        box_classes=args.box_classes,
+        any_false_positive=args.any_fp,
+        any_missed=args.any_missed,
+        worst=args.worst,
+        worst_by=args.worst_by,
     )
     chosen = {k: v for k, v in chosen.items() if v not in (None, False)}
     return Selection(**chosen) if chosen else None
@@ -160,6 +183,8 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     g2.add_argument("--mean", type=_floats, metavar="M,M,M", help="undo input normalisation: x * std + mean")
     g2.add_argument("--std", type=_floats, metavar="S,S,S", help="see --mean")
     g2.add_argument("--min-size", type=_positive_int, default=128, metavar="PX", help="upscale smaller images (nearest) to this short side (default 128)")
+    g2.add_argument("--mask-background", type=_id_or_none, metavar="ID|none",
+                    help="the masks id meaning 'no class here', not drawn (default: the shards' mask_background, else 0; none: draw every id)")
     g3 = p.add_argument_group("which examples")
     g3.add_argument("--max-per-step", type=_positive_int, metavar="N", help="only the first N examples of each step")
     g3.add_argument("--grid", action="store_true", help="also write a contact sheet per step")
@@ -173,15 +198,73 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     g3.add_argument("--least-confident-correct", type=_positive_int, metavar="K", help="the K least confident correct examples per step")
     g3.add_argument("--per-class", type=_positive_int, metavar="N", help="at most N examples per true class and step")
     g3.add_argument("--ids", type=_names, metavar="ID,ID", help="only these example ids")
+    g3.add_argument("--box-classes", type=_names, metavar="A,B", help="only images with a true or predicted box of these classes")
+    g3.add_argument("--any-fp", action="store_true",
+                    help="only images with a false positive: a predicted box matching no true box (at --match-iou, default 0.5)")
+    g3.add_argument("--any-missed", action="store_true",
+                    help="only images with a missed object: a true box no prediction matches (at --match-iou, default 0.5)")
+    g3.add_argument("--worst", type=_positive_int, metavar="K", help="the K images with the lowest per-image AP (or see --worst-by)")
+    g3.add_argument("--worst-by", choices=("ap", "iou"), help="rank --worst by COCO AP of the image (default) or by the mean best IoU of its true boxes")
     g3.add_argument("--all-dumps", action="store_true", help="read every dump of a step, not only the newest")
     g3.add_argument("--skip-bad", action="store_true",
                     help="skip shards that fail validation and list them, instead of stopping (exit status 3)")
     g3.add_argument("--max-shard-mb", type=_positive_int, default=DEFAULT_MAX_BYTES >> 20, metavar="MB",
                     help=f"refuse shards needing more memory than this (default {DEFAULT_MAX_BYTES >> 20})")
-    g3.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="render in N processes (default 1)")
+    g3.add_argument("--workers", type=_workers, default="auto", metavar="N|auto",
+                    help="render in N processes; auto (default): one per core, but one per 32 images for small "
+                    "exports (a worker costs ~10 ms to start, an image 1-3 ms to draw)")
     g3.add_argument("--wait", action="store_true",
                     help="if another summary-exporter is writing the same folder, wait for it (default: fail at once)")
     g3.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_changes_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "what changed between checkpoints",
+        "Examples are matched across steps by their ids; shards without 'ids' are matched by position in the "
+        "step (a warning says so), which is right only when the eval input order is the same at every checkpoint.",
+    )
+    g.add_argument(
+        "--changes", action="store_true",
+        help="at each step after the first, the examples fixed (wrong -> right) and broken (right -> wrong) since the "
+        "step before, as changes/fixed/<id> and changes/broken/<id> (earlier | later picture, headed by step), and "
+        "Markdown tables summary/changes and summary/worst in the TEXT tab. Detection: fewer / more missed + false "
+        "boxes at --match-iou (default 0.5), or the image's AP up / down by more than 0.1. The 'which examples' "
+        "options pick the examples compared (picked at either step); with --incremental the first new step is "
+        "compared with the last one exported",
+    )
+    g.add_argument("--summary-worst", type=int, default=10, metavar="K",
+                   help="rows of summary/worst: the K most confidently wrong examples, or worst images (default 10; 0: none)")
+    g.add_argument(
+        "--group-tags", choices=("class", "outcome"),
+        help="per-example tags examples/<class>/<id> (true class) or examples/right|wrong/<id> (outcome), to filter "
+        "them with TensorBoard's tag regex. Grouping by each step's own outcome would split an example whose outcome "
+        "changed across two tags, and the step slider would no longer follow it; so the outcome is the one at the "
+        "LAST step exported: an example keeps one tag at every step of an export. A later export where its outcome "
+        "changed moves it, all steps together, to the other tag (a running TensorBoard may show the old tag until "
+        "restarted). With --incremental, outcome grouping rewrites the run instead of appending",
+    )
+
+
+def _add_export_options(p: argparse.ArgumentParser) -> None:
+    """What export (and export-runs) take beyond the drawing options."""
+    p.add_argument("--tag-prefix", default="examples", help="prefix of per-example image tags (default 'examples')")
+    p.add_argument("--format", choices=("png", "jpeg"), default="png", help="image encoding (default png, lossless)")
+    p.add_argument("--jpeg-quality", type=int, default=90, metavar="Q", help="JPEG quality (default 90)")
+    p.add_argument("--no-metrics", action="store_true", help="no metric scalars (accuracy, AP, IoU), PR curves or confusion matrix")
+    p.add_argument("--incremental", action="store_true",
+                   help="export only shards not exported to LOGDIR before (rewrites the run if an older step arrives)")
+    p.add_argument("--topk-accuracy", type=_positive_int, default=5, metavar="K", help="also log top-K accuracy when probs exist (default 5)")
+    p.add_argument("--ignore-index", type=_id_or_none, default=255, metavar="ID|none",
+                   help="true mask pixels with this id count nowhere in the segmentation metrics (default 255; the background is a class)")
+    _add_changes_options(p)
+
+
+def _add_storage_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the URL's file system (fsspec), repeatable: e.g. profile=eval, anon=true, "
+                   "endpoint_url=http://minio:9000; values are JSON when they parse. Credentials come from the "
+                   "environment or the store's config files, never from here")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,21 +286,40 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="write TensorBoard events: one image tag per example, one step per checkpoint",
         description="Write TensorBoard events from shards: per-example image tags stable across checkpoints, "
-        "accuracy / top-k scalars, PR curves and a confusion matrix where the fields allow.",
+        "accuracy / top-k scalars, PR curves and a confusion matrix, COCO detection AP/AR and segmentation IoU "
+        "where the fields allow.",
         epilog="example:\n  summary-exporter export eval_shards logs/eval --score-threshold 0.3 --workers 2\n"
         "  tensorboard --logdir logs/eval --samples_per_plugin images=100\n\n" + EXIT_STATUS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("shards", help="run folder, step folder or shard file")
     p.add_argument("logdir", help="TensorBoard run folder to write (earlier exports there are replaced)")
-    p.add_argument("--tag-prefix", default="examples", help="prefix of per-example image tags (default 'examples')")
-    p.add_argument("--format", choices=("png", "jpeg"), default="png", help="image encoding (default png, lossless)")
-    p.add_argument("--jpeg-quality", type=int, default=90, metavar="Q", help="JPEG quality (default 90)")
-    p.add_argument("--no-metrics", action="store_true", help="no accuracy scalars, PR curves or confusion matrix")
-    p.add_argument("--incremental", action="store_true",
-                   help="export only shards not exported to LOGDIR before (rewrites the run if an older step arrives)")
-    p.add_argument("--topk-accuracy", type=_positive_int, default=5, metavar="K", help="also log top-K accuracy when probs exist (default 5)")
+    _add_export_options(p)
     _add_render_options(p)
+    _add_storage_option(p)
+
+    p = sub.add_parser(
+        "export-runs",
+        help="export every run folder under ROOT to the same place under LOGROOT, here or on a Dask cluster",
+        description="Export every run folder under ROOT (a folder holding step-* folders) into LOGROOT/<its path "
+        "below ROOT>, with the options of export and the same result as one export per run. Without --scheduler "
+        "the runs are exported one after another here; with it, one Dask task per run (each with --workers 1).",
+        epilog="examples:\n  summary-exporter export-runs eval_root logs\n"
+        "  summary-exporter export-runs s3://evals/job7 s3://tb/job7 --scheduler tcp://10.0.0.5:8786\n"
+        "  summary-exporter export-runs eval_root logs --scheduler local --incremental\n"
+        "  tensorboard --logdir logs",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("root", help="folder (or URL) whose run folders to export")
+    p.add_argument("logroot", help="TensorBoard folder (or URL): each run goes to LOGROOT/<its path below ROOT>")
+    p.add_argument("--scheduler", metavar="ADDRESS|local",
+                   help="run one Dask task per run: on the scheduler at ADDRESS (tcp://host:8786), or on a local "
+                   "cluster started for the job (local); default: one after another in this process")
+    p.add_argument("--dask-workers", type=_positive_int, metavar="N",
+                   help="with --scheduler local: worker processes (default: one per core, at most one per run)")
+    _add_export_options(p)
+    _add_render_options(p)
+    _add_storage_option(p)
 
     p = sub.add_parser(
         "render",
@@ -228,11 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("shards", help="run folder, step folder or shard file")
     p.add_argument("outdir", help="folder for step-*/<id>.png files")
     _add_render_options(p)
+    _add_storage_option(p)
 
     p = sub.add_parser("inspect", help="steps, shards, fields, counts, class names, format version",
                        epilog="example:\n  summary-exporter inspect eval_shards",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("shards", help="run folder, step folder or shard file")
+    _add_storage_option(p)
 
     p = sub.add_parser("validate", help="check every shard; exit 0 if all are valid, 1 otherwise",
                        epilog="example:\n  summary-exporter validate eval_shards && echo ok",
@@ -240,6 +344,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("shards", help="run folder, step folder or shard file")
     p.add_argument("--max-shard-mb", type=_positive_int, default=DEFAULT_MAX_BYTES >> 20, metavar="MB",
                    help=f"refuse shards needing more memory than this (default {DEFAULT_MAX_BYTES >> 20})")
+    _add_storage_option(p)
+
+    p = sub.add_parser(
+        "import-coco",
+        help="turn a COCO ground-truth file, a detections results file and the images into shards",
+        description="Write shards (format 1.1) from a COCO ground truth, a COCO results list (what detectron2, "
+        "MMDetection and YOLO tools write) and the image files: boxes, classes, scores, and where present instance "
+        "masks and keypoints. Segmentations need pycocotools: pip install 'summary-exporter[coco]'.",
+        epilog="example:\n  summary-exporter import-coco instances_val2017.json detections.json val2017 eval_shards "
+        "--step 90000\n  summary-exporter export eval_shards logs/coco --score-threshold 0.3",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("gt", metavar="GT.json", help="COCO ground truth: images, annotations, categories")
+    p.add_argument("results", metavar="RESULTS.json", help="COCO results: a list of {image_id, category_id, bbox, score}")
+    p.add_argument("images", metavar="IMAGES_DIR", help="folder the ground truth's file_name entries are in")
+    p.add_argument("out", metavar="SHARDS", help="run folder to write the shards into (a new dump of the step)")
+    p.add_argument("--step", type=int, default=0, metavar="N", help="global step of the checkpoint evaluated (default 0)")
+    p.add_argument("--skip-bad", action="store_true", help="leave out bad images and entries, list them, import the rest")
+    p.add_argument("--no-compress", action="store_true", help="store the arrays uncompressed (masks grow ~50x)")
+    p.add_argument("--max-shard-mb", type=_positive_int, default=64, metavar="MB",
+                   help="arrays per shard, before compression (default 64)")
 
     p = sub.add_parser(
         "demo",
@@ -284,6 +409,7 @@ def _options(args: argparse.Namespace):
         value_range=args.value_range,
         mean=args.mean,
         std=args.std,
+        mask_background=args.mask_background,
     )
     style = RenderOptions(
         score_threshold=args.score_threshold,
@@ -297,13 +423,17 @@ def _options(args: argparse.Namespace):
         draw_caption=not args.no_caption,
     )
     extra = {}
-    if args.command == "export":
+    if args.command in ("export", "export-runs"):
         extra = dict(
             tag_prefix=args.tag_prefix,
             image_format=args.format,
             jpeg_quality=args.jpeg_quality,
             metrics=not args.no_metrics,
             topk=args.topk_accuracy,
+            changes=args.changes,
+            summary_worst=args.summary_worst,
+            group_tags=args.group_tags,
+            ignore_index=None if args.ignore_index == "none" else args.ignore_index,
         )
     return ExportOptions(
         read=read,
@@ -323,22 +453,24 @@ def _options(args: argparse.Namespace):
 def _run(args: argparse.Namespace) -> int:
     from . import api
 
+    storage_options = _storage_options(args)
     if args.command == "inspect":
-        print(api.inspect(args.shards))
+        print(api.inspect(args.shards, storage_options=storage_options))
         return 0
     if args.command == "validate":
-        problems = api.validate(args.shards, max_bytes=args.max_shard_mb << 20)
-        for problem in problems:
-            print(str(problem).replace("\n", "\\n"))  # one line per problem, whatever the file name holds
-        files = len(api.shard_files(args.shards))
-        bad = len({p.path for p in problems})
+        problems = api.validate(args.shards, max_bytes=args.max_shard_mb << 20, storage_options=storage_options)
+        for problem in problems:  # one line per problem, whatever the file name holds
+            warn = problem.level == "warning"  # valid, but worth a word: on stderr, so stdout lists what fails
+            print("warning: " * warn + str(problem).replace("\n", "\\n"), file=sys.stderr if warn else sys.stdout)
+        files = len(api.shard_files(args.shards, storage_options=storage_options))
+        bad = len({p.path for p in problems if p.level == "error"})
         print(f"{files} shard(s) checked: {files - bad} valid, {bad} with problems", file=sys.stderr)
-        return 1 if problems else 0
+        return 1 if bad else 0
     if args.command == "export":
         try:
             report = api.export(
                 args.shards, args.logdir, _options(args), progress=not args.no_progress,
-                incremental=args.incremental, wait=args.wait,
+                incremental=args.incremental, wait=args.wait, storage_options=storage_options,
             )
         except NothingExportedError as exc:
             for problem in exc.bad:
@@ -350,12 +482,34 @@ def _run(args: argparse.Namespace) -> int:
         for problem in report.bad:
             print(f"skipped: {problem}", file=sys.stderr)
         print(f"wrote {report.images} images under {report.tags} tags for steps {report.steps} to {report.logdir}")
+        for found in report.changes:
+            print(f"changes at {found}: IMAGES tab, filter 'changes/'; tables: TEXT tab, summary/changes")
         print(f"view them with:\n  {report.tensorboard_command}")
         return EXIT_SKIPPED if report.bad else 0
+    if args.command == "export-runs":
+        runs = api.export_runs(
+            args.root, args.logroot, _options(args), scheduler=args.scheduler, progress=not args.no_progress,
+            incremental=args.incremental, storage_options=storage_options, cluster_workers=args.dask_workers,
+        )
+        print(runs, file=sys.stderr if runs.failed else sys.stdout)
+        if not runs.failed:
+            print(f"view them with:\n  tensorboard --logdir {runs.logroot}")
+        return 1 if runs.failed else 0
     if args.command == "render":
-        paths = api.render(args.shards, args.outdir, _options(args), progress=not args.no_progress, wait=args.wait)
+        paths = api.render(args.shards, args.outdir, _options(args), progress=not args.no_progress, wait=args.wait,
+                           storage_options=storage_options)
         print(f"wrote {len(paths)} PNG files under {args.outdir}")
         return EXIT_SKIPPED if paths.bad else 0
+    if args.command == "import-coco":
+        from .coco import import_coco
+
+        imported = import_coco(args.gt, args.results, args.images, args.out, step=args.step,
+                               skip_bad=args.skip_bad, compress=not args.no_compress,
+                               max_shard_bytes=args.max_shard_mb << 20)
+        for line in imported.skipped:
+            print(f"skipped: {line}", file=sys.stderr)
+        print(imported)
+        return 0
     if args.command == "bench":
         from .bench import run as run_bench
 
@@ -367,6 +521,14 @@ def _run(args: argparse.Namespace) -> int:
 
         return run_demo(Path(args.outdir), fast=args.fast)
     raise ConfigError(f"unknown command {args.command!r}")
+
+
+def _storage_options(args: argparse.Namespace) -> dict | None:
+    """``--storage-option`` items as a dict (None when none were given or the command takes none)."""
+    from .storage import parse_storage_options
+
+    items = getattr(args, "storage_option", None)
+    return parse_storage_options(items) if items else None
 
 
 def _print_warnings(caught: list[warnings.WarningMessage]) -> None:

@@ -11,6 +11,13 @@ functions that build or run the model.
 Class ids: ``labels``, ``gt_box_labels``, ``pred_labels`` and ``box_labels``
 index ``CLASS_NAMES`` (0-based). The class maps ``gt_masks`` and ``masks`` index
 ``MASK_CLASS_NAMES``, where 0 is background, so shape class ``c`` is ``c + 1``.
+
+The model is a classifier, a detector and a segmenter at once: its box head
+predicts one box per image (``boxes``, scored and labelled by the class head),
+its guess at the largest shape, so the export's COCO box metrics
+(``metrics/detection/*``) measure it against every true shape (1 to 3 per
+image: recall stays below 1 by design); its mask head gives the class maps
+behind ``metrics/segmentation/*`` (background is a class there, as in VOC).
 """
 
 from __future__ import annotations
@@ -380,8 +387,9 @@ def run_capture(
 def run_demo(outdir: str | os.PathLike, *, fast: bool = False, progress: Callable[[str], None] = print) -> int:
     """``summary-exporter demo``: capture two checkpoints, export them to TensorBoard, write a contact sheet.
 
-    Leaves ``outdir/shards`` (the dumps), ``outdir/logs/shapes`` (TensorBoard events) and
-    ``outdir/contact_sheet.png`` (both checkpoints' first examples, side by side).
+    Leaves ``outdir/shards`` (the dumps), ``outdir/logs/shapes`` (TensorBoard events, with
+    ``--changes``: what the second checkpoint fixed and broke) and ``outdir/contact_sheet.png``
+    (both checkpoints' first examples, side by side).
     """
     from . import api
     from .render import ReadOptions, RenderOptions, render_example, render_grid
@@ -399,7 +407,7 @@ def run_demo(outdir: str | os.PathLike, *, fast: bool = False, progress: Callabl
         shards = run_capture(outdir, progress=progress)
     progress(api.inspect(shards).__str__())
     logdir = outdir / "logs" / "shapes"
-    options = api.ExportOptions(render=RenderOptions(mask_alpha=0.35, topk=3), grid=True, grid_max=16)
+    options = api.ExportOptions(render=RenderOptions(mask_alpha=0.35, topk=3), grid=True, grid_max=16, changes=True)
     report = api.export(shards, logdir, options, progress=True)
 
     # the contact sheet: the same 8 examples at each checkpoint, one row per checkpoint
@@ -416,8 +424,26 @@ def run_demo(outdir: str | os.PathLike, *, fast: bool = False, progress: Callabl
     progress(
         f"\nexported {report.images} images for steps {report.steps} in {time.monotonic() - start:.0f} s\n"
         f"  contact sheet: {sheet_path}  (top row: step {run.steps[0]}, bottom row: step {run.steps[-1]})\n"
-        f"  in TensorBoard (IMAGES tab: one 'examples/shape-NNNNN' tag per example, drag the step slider\n"
-        f"  to see it change between checkpoints; SCALARS: metrics/accuracy; PR CURVES: one per class):\n"
-        f"    {report.tensorboard_command}"
+        f"{WHERE_TO_LOOK}"
+        f"    {report.tensorboard_command}\n"
+        + "".join(
+            f"  what changed from step {c.previous} to step {c.step}: {c.fixed} examples fixed, {c.broken} broken\n"
+            f"    IMAGES tab, filter 'changes/': changes/fixed/<id>, changes/broken/<id> (step {c.previous} left)\n"
+            f"    TEXT tab: summary/changes (per class, with ids), summary/worst (most confidently wrong)\n"
+            for c in report.changes
+        )
     )
     return 0
+
+
+#: What the demo's printout says is where in TensorBoard.
+WHERE_TO_LOOK = """\
+  in TensorBoard:
+    IMAGES      one 'examples/shape-NNNNN' tag per example: drag the step slider to see it change
+                between checkpoints; the dashed boxes are the true shapes, the solid one the model's
+    SCALARS     metrics/accuracy (the class of the largest shape);
+                metrics/detection/mAP, AP50, AR100, ... and metrics/detection/AP/<class>: COCO box AP of
+                the model's one box per image (its guess at the largest shape) against every true shape;
+                metrics/segmentation/mean_iou, pixel_accuracy, IoU/<class>: the predicted class map
+    PR CURVES   pr_curve/<class> (classification) and pr_curve/detection/<class> (boxes, IoU 0.5)
+"""

@@ -13,12 +13,15 @@ working::
     ├── RunNotFoundError (FileNotFoundError)  no shard folder / no shards where asked
     ├── RenderError (ValueError)           inputs the renderer cannot draw
     ├── ConfigError (ValueError)           an option or argument that cannot work
+    ├── DatasetError (ValueError)          a dataset to import (COCO json, its images) is incomplete or malformed
     ├── WriterError (RuntimeError)         the background shard writer failed
     ├── NothingExportedError (RuntimeError)  every shard was bad: no event file was written
     ├── OutputError (OSError)              the output folder or a file in it cannot be written;
     │   │                                  the message names the path, errno/filename are kept
     │   └── LogdirBusyError (BlockingIOError)  another summary-exporter holds the output folder's lock
-    └── MissingDependencyError (ImportError)  an optional extra is not installed
+    ├── MissingDependencyError (ImportError)  an optional extra is not installed
+    ├── StorageError (OSError)             a remote store kept failing (or refused); names the URL and the cause
+    └── ClusterError (ConnectionError)     the Dask scheduler cannot be reached or started
 
 The command line catches ``ExporterError`` and prints ``error: <message>``.
 """
@@ -75,6 +78,10 @@ class ConfigError(ExporterError, ValueError):
     """An option or argument that cannot work."""
 
 
+class DatasetError(ExporterError, ValueError):
+    """A dataset to import (``exporter.coco``) has a missing file or a malformed entry; the message names it."""
+
+
 class WriterError(ExporterError, RuntimeError):
     """The background shard writer failed; the original error is chained."""
 
@@ -120,6 +127,34 @@ class LogdirBusyError(OutputError, BlockingIOError):
 
 class MissingDependencyError(ExporterError, ImportError):
     """An optional dependency is missing; the message names the pip extra."""
+
+
+class StorageError(ExporterError, OSError):
+    """A remote store failed: transient errors past the retry budget, or one that retrying cannot fix.
+
+    ``str()`` is one line naming the URL (never credentials), the tries and the
+    cause; ``url`` and ``attempts`` are kept.
+
+    >>> str(StorageError("upload to s3://evals/a.npz failed after 3 tries in 9.8 s: EndpointConnectionError: ...", "s3://evals/a.npz", 3))
+    'upload to s3://evals/a.npz failed after 3 tries in 9.8 s: EndpointConnectionError: ...'
+    """
+
+    def __init__(self, message: str, url: str | None = None, attempts: int = 1):
+        super().__init__(message)
+        self.message = message
+        self.url = url
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self):
+        # OSError's own pickling passes (errno, strerror): not this constructor. Dask sends errors back.
+        return (type(self), (self.message, self.url, self.attempts), self.__dict__)
+
+
+class ClusterError(ExporterError, ConnectionError):
+    """The Dask scheduler asked for cannot be reached, or a local cluster cannot be started."""
 
 
 def require(module: str, extra: str):

@@ -29,17 +29,17 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from . import changes as _changes
 from . import shards
 from ._checks import check_int, is_int
 from .errors import ConfigError, RenderError
-from .options import ExportOptions, read_options_for, step_class_names
-from .render import ReadOptions, RenderOptions, colors, render_example, render_grid, thumbnail
-from .render.text import label_image
+from .metrics.images import BOX_FIELDS, ImageStats, image_shape_of, image_stats
+from .options import ExportOptions, box_match_for, read_options_for, step_class_names
+from .render import GRID_CELL, ReadOptions, RenderOptions, render_example, render_grid, side_by_side, thumbnail
 from .schema import CANONICAL_FIELDS
 from .select import Selection
 from .shards import DEFAULT_MAX_BYTES, FieldInfo
-
-_HEADER_FONT = 14
+from .storage import Location
 
 
 class Run(shards.Run):
@@ -53,18 +53,117 @@ class Run(shards.Run):
         """
         return Examples(self, step).select(**selection)
 
+    def changes(
+        self,
+        step_a: int | None = None,
+        step_b: int | None = None,
+        *,
+        match_iou: float | None = None,
+        score_threshold: float = 0.0,
+        read: ReadOptions | None = None,
+        **selection: Any,
+    ) -> StepChanges:
+        """The examples fixed (wrong → right) and broken (right → wrong) from ``step_a`` to ``step_b``.
+
+        The rules are ``export --changes``'s (``exporter.changes``): classification by the
+        predicted class, detection by missed + false boxes at ``match_iou`` (0.5) over the boxes
+        scoring at least ``score_threshold``, or the image's AP; matched by ``ids`` (else by
+        position, with a warning). ``selection`` keywords pick the examples compared (an example
+        counts when picked at either step). Defaults: the last two steps.
+
+        >>> ch = run.changes(run.steps[0], run.steps[-1])     # doctest: +SKIP
+        >>> ch.fixed.grid(); ch.compare("broken")              # doctest: +SKIP
+        """
+        steps = self.steps
+        if step_a is None and step_b is None:
+            if len(steps) < 2:
+                raise ConfigError(f"{self.path} has one step ({steps[0]}): changes need two; pass step_a and step_b")
+            step_a, step_b = steps[-2], steps[-1]
+        for name, step in (("step_a", step_a), ("step_b", step_b)):
+            if not is_int(step) or step not in steps:
+                raise ConfigError(f"{name} must be one of the run's steps {steps}, got {step!r}")
+        assert step_a is not None and step_b is not None
+        style = RenderOptions(match_iou=match_iou, score_threshold=score_threshold)
+        options = ExportOptions(read=read if read is not None else ReadOptions(), render=style,
+                                select=Selection(**selection) if selection else None)  # fmt: skip
+        before, after = (
+            _changes.step_outcomes(self.shards(s), options, selected=_changes.selected_rows(self.shards(s), options))
+            for s in (int(step_a), int(step_b))
+        )
+        found = _changes.find_changes(before, after)
+        if found.note:
+            warnings.warn(found.note, stacklevel=2)
+        return StepChanges(self, found, options)
+
+
+class StepChanges:
+    """What ``Run.changes`` found: ``fixed`` and ``broken`` at the later step, ``*_before`` the same at the earlier one.
+
+    Each is an ``Examples`` (``grid()``, ``render(i)``, ``ids``...), in the later step's order;
+    ``compare("fixed")`` draws both steps side by side; ``table()`` is the ``summary/changes``
+    Markdown that ``export --changes`` writes (a notebook shows a ``StepChanges`` as it).
+    """
+
+    step_a: int
+    step_b: int
+    fixed: Examples
+    broken: Examples
+    fixed_before: Examples
+    broken_before: Examples
+    compared: int
+    matched_by: str
+
+    def __init__(self, run: shards.Run, found: _changes.Changes, options: ExportOptions):
+        self.step_a, self.step_b = found.before.step, found.after.step
+        self.compared, self.matched_by, self._found = found.compared, found.matched_by, found
+        read = options.read
+        for kind in ("fixed", "broken"):
+            items = found.of(kind)
+            after = np.array([found.after.positions[c.j] for c in items], np.int64)
+            before = np.array([found.before.positions[c.i] for c in items], np.int64)
+            setattr(self, kind, Examples(run, self.step_b, read=read)._pinned(after, f"{kind} since step {self.step_a}"))
+            setattr(self, f"{kind}_before", Examples(run, self.step_a, read=read)._pinned(before, f"{kind} at step {self.step_b}"))
+
+    def compare(self, kind: str = "fixed", *, max_examples: int = 16, **render_options: Any) -> Image.Image:
+        """The ``kind`` ("fixed" or "broken") examples at both steps side by side, as ``compare`` draws them."""
+        if kind not in ("fixed", "broken"):
+            raise ConfigError(f"kind must be 'fixed' or 'broken', got {kind!r}")
+        before, after = getattr(self, f"{kind}_before"), getattr(self, kind)
+        if not len(after):
+            raise RenderError(f"nothing to draw: no example was {kind} from step {self.step_a} to step {self.step_b}")
+        return compare(before, after, max_examples=max_examples, **render_options)
+
+    def table(self) -> str:
+        """The ``summary/changes`` table, in Markdown."""
+        return _changes.changes_table(self._found)
+
+    def _repr_markdown_(self) -> str:
+        return self.table()
+
+    def __repr__(self) -> str:
+        return (
+            f"StepChanges(step {self.step_a} → {self.step_b}: {len(self.fixed)} fixed, {len(self.broken)} broken "
+            f"of {self.compared} compared, matched by {self.matched_by})"
+        )
+
 
 def open_run(
-    path: str | os.PathLike, *, dumps: str = "latest", max_bytes: int = DEFAULT_MAX_BYTES, skip_bad: bool = False
+    path: str | os.PathLike | Location,
+    *,
+    dumps: str = "latest",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    skip_bad: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Run:
-    """Open a run folder (or a step folder, or one shard file) lazily, for reading and for the notebook.
+    """Open a run folder (or a step folder, or one shard file; a path or an fsspec URL) lazily, for the notebook.
 
     >>> run = open_run("eval_shards")          # doctest: +SKIP
     >>> for batch in run.iter_batches():       # doctest: +SKIP
     ...     print(batch.step, batch.arrays["images"].shape)
     >>> run.examples(misclassified=True).grid()   # doctest: +SKIP
+    >>> open_run("s3://evals/run1").examples(most_confident_wrong=16).grid()   # doctest: +SKIP
     """
-    return Run(path, dumps=dumps, max_bytes=max_bytes, skip_bad=skip_bad)
+    return Run(path, dumps=dumps, max_bytes=max_bytes, skip_bad=skip_bad, storage_options=storage_options)
 
 
 class _StepData:
@@ -133,8 +232,26 @@ class _StepData:
         names = sorted(selection.fields & self.common)
         for k in range(len(self.shards)):
             self.shard_arrays(k, names)  # one read per shard for all the fields
-        arrays = {name: self.column(name) for name in names}
-        return selection.select(arrays, self.class_names(options), n=self.size, source=self.describe())
+        class_names = self.class_names(options)
+        stats = self.image_stats(selection, options, class_names) if selection.image_stats else None
+        arrays = {name: self.column(name) for name in names if name not in BOX_FIELDS}
+        return selection.select(arrays, class_names, n=self.size, source=self.describe(), stats=stats)
+
+    def image_stats(
+        self, selection: Selection, options: ExportOptions, class_names: tuple[str, ...] | None
+    ) -> ImageStats:
+        """Per-image box matches for the detector conditions, shard by shard, read as ``export`` reads them."""
+        match = box_match_for(selection, options.render)
+        parts = []
+        for k, shard in enumerate(self.shards):
+            arrays = self.shard_arrays(k, sorted(BOX_FIELDS))
+            parts.append(
+                image_stats(
+                    arrays, read_options_for(options, shard.meta, class_names), image_shape_of(shard.fields),
+                    need=selection.image_stats, iou=match.iou, min_score=match.min_score, max_boxes=match.max_boxes,
+                )  # fmt: skip
+            )
+        return ImageStats.concat(parts)
 
 
 class Examples:
@@ -176,6 +293,13 @@ class Examples:
         self.selection = selection
         self._options = options  # how the data is read: selections and drawings share its class names
         self._indices: np.ndarray | None = None
+        self._pins: tuple[np.ndarray, str] | None = None  # fixed positions (Run.changes), and what they are
+
+    def _pinned(self, positions: np.ndarray, what: str) -> Examples:
+        """These examples restricted to ``positions`` of the step, in that order; ``what`` names them in the repr."""
+        self._pins = (np.asarray(positions, np.int64), what)
+        self._indices = None
+        return self
 
     @property
     def run(self) -> shards.Run:
@@ -199,7 +323,12 @@ class Examples:
     def indices(self) -> np.ndarray:
         """Positions of the selected examples in the step (int64; shards concatenated in order)."""
         if self._indices is None:
-            self._indices = self._data.select(self.selection, self._options)
+            if self._pins is None:
+                self._indices = self._data.select(self.selection, self._options)
+            else:
+                pins = self._pins[0]
+                chosen = pins if self.selection.everything else pins[np.isin(pins, self._data.select(self.selection, self._options))]
+                self._indices = chosen.copy()
             self._indices.setflags(write=False)
         return self._indices
 
@@ -212,6 +341,8 @@ class Examples:
         except Exception as exc:  # noqa: BLE001 - a repr must not raise; the error shows where the count goes
             count = f"? of {self._data.size} examples ({type(exc).__name__}: {exc})"
         selection = "" if self.selection.everything else f", {self.selection!r}"
+        if self._pins is not None:
+            selection += f", {self._pins[1]}"
         return (
             f"Examples('{self.run.path}', step={self.step}, {count}{selection}, fields: {', '.join(self._data.fields)})"
         )
@@ -235,6 +366,8 @@ class Examples:
             return self
         out = Examples.__new__(Examples)
         out._init(self._data, combined, self._options)
+        if self._pins is not None:
+            out._pinned(*self._pins)
         return out
 
     def arrays(self, *fields: str) -> dict[str, np.ndarray]:
@@ -298,7 +431,7 @@ class Examples:
 
     def _with(self, keywords: Mapping[str, Any]) -> ExportOptions:
         """This view's options with drawing keywords: style ones go to ``render``, reading ones to ``read``."""
-        style_fields = {f.name for f in dataclasses.fields(RenderOptions)} - {"legacy_read"}
+        style_fields = {f.name for f in dataclasses.fields(RenderOptions)} - {"legacy_read"} | {"background_class"}
         read_fields = {f.name for f in dataclasses.fields(ReadOptions)}
         unknown = sorted(set(keywords) - style_fields - read_fields)
         if unknown:
@@ -322,16 +455,20 @@ class Examples:
     def grid(self, cols: int | None = None, max_examples: int = 64, **render_options: Any) -> Image.Image:
         """The first ``max_examples`` selected examples on one sheet, ``cols`` per row (default: a square).
 
-        Cells are shrunk to fit ``exporter.render.GRID_CELL`` pixels, as in the
-        step grid ``export`` writes; ``render_options`` as in ``render``.
+        Cells fit ``exporter.render.GRID_CELL`` pixels, as in the step grid
+        ``export`` writes: each example is drawn at that size
+        (``display_size=GRID_CELL`` unless given), so every cell's text has
+        the same readable size whatever the image's; ``render_options`` as in
+        ``render``.
 
         >>> run.examples(misclassified=True).grid(cols=8, topk=3)   # doctest: +SKIP
         """
         check_int(max_examples, "max_examples", minimum=1)
-        options = self._with(render_options)
+        options = self._with({"display_size": GRID_CELL, **render_options})
         if not len(self):
             raise RenderError(f"nothing to draw: {self!r} is empty")
-        return render_grid([thumbnail(self._render(i, options)) for i in range(min(len(self), max_examples))], cols=cols)
+        cells = [thumbnail(self._render(i, options), GRID_CELL) for i in range(min(len(self), max_examples))]
+        return render_grid(cells, cols=cols)
 
     def _repr_png_(self) -> bytes | None:
         """Jupyter shows an ``Examples`` as its grid (or as text when there is nothing to draw)."""
@@ -351,7 +488,8 @@ def compare(a: Examples, b: Examples, *, max_examples: int = 16, **render_option
     (``most_confident_wrong``...), so the worst come first. Examples without a
     match are left out, with a warning unless their side is a whole step
     (``run.examples()``). A header names each side by step (and run, when the
-    runs differ). ``render_options`` as in ``Examples.render``.
+    runs differ). Each example is drawn to fit ``GRID_CELL`` as in
+    ``Examples.grid``; ``render_options`` as in ``Examples.render``.
 
     >>> worst = run.examples(most_confident_wrong=16)                       # doctest: +SKIP
     >>> compare(run.examples(step=run.steps[0], ids=worst.ids), worst)       # doctest: +SKIP
@@ -360,7 +498,8 @@ def compare(a: Examples, b: Examples, *, max_examples: int = 16, **render_option
         if not isinstance(ex, Examples):
             raise ConfigError(f"compare() takes two Examples, but {name} is a {type(ex).__name__}")
     check_int(max_examples, "max_examples", minimum=1)
-    options_a, options_b = a._with(render_options), b._with(render_options)
+    cell = {"display_size": GRID_CELL, **render_options}
+    options_a, options_b = a._with(cell), b._with(cell)
     by_ids = "ids" in a._data.common and "ids" in b._data.common
     keys_a, keys_b = (a.ids.tolist(), b.ids.tolist()) if by_ids else (a.indices.tolist(), b.indices.tolist())
     how = "ids" if by_ids else "position in the step"
@@ -378,11 +517,8 @@ def compare(a: Examples, b: Examples, *, max_examples: int = 16, **render_option
                 f"{'b' if name == 'a' else 'a'} (by {how}); they are left out",
                 stacklevel=2,
             )
-    left, right = _side_names(a, b)
-    cells = [_header(left), _header(right)]
-    for i, j in pairs[:max_examples]:
-        cells += [thumbnail(a._render(i, options_a)), thumbnail(b._render(j, options_b))]
-    return render_grid(cells, cols=2)
+    rows = [(a._render(i, options_a), b._render(j, options_b)) for i, j in pairs[:max_examples]]
+    return side_by_side(rows, _side_names(a, b), cell=GRID_CELL)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -398,7 +534,7 @@ def _match(keys: Sequence[Any], other: Sequence[Any]) -> list[tuple[int, int]]:
 
 def _side_names(a: Examples, b: Examples) -> tuple[str, str]:
     """Header texts: "step 150" / "step 300", with the run folder when the two sides come from different runs."""
-    same_run = a.run is b.run or Path(a.run.path).resolve() == Path(b.run.path).resolve()
+    same_run = a.run is b.run or _same_place(a.run.path, b.run.path)
     if same_run and a.step == b.step:
         return f"a: step {a.step}", f"b: step {b.step}"
     if same_run:
@@ -406,10 +542,12 @@ def _side_names(a: Examples, b: Examples) -> tuple[str, str]:
     return f"{_short(a.run.path)} · step {a.step}", f"{_short(b.run.path)} · step {b.step}"
 
 
+def _same_place(a: Path | Location, b: Path | Location) -> bool:
+    if isinstance(a, Path) and isinstance(b, Path):
+        return a.resolve() == b.resolve()
+    return a == b
+
+
 def _short(path: Any, limit: int = 32) -> str:
     text = str(path)
     return text if len(text) <= limit else "…" + text[-(limit - 1) :]
-
-
-def _header(text: str) -> Image.Image:
-    return label_image(text, _HEADER_FONT, colors.WHITE, colors.BACKGROUND)

@@ -1,8 +1,18 @@
-"""Canonical field names, box formats and the shard metadata record (format v1).
+"""Canonical field names, box formats and the shard metadata record (format v1.1).
 
 This module is the single place that says what a shard may contain. The writer
 checks fields against it, the reader validates against it, the renderer relies
 on the names.
+
+Format 1.1 adds instances to detections: per-box masks (``instance_masks``,
+``gt_instance_masks``), keypoints (``keypoints``, ``keypoint_scores``,
+``gt_keypoints``) and the metadata ``keypoint_names``, ``keypoint_edges`` and
+``mask_background``. A 1.0 shard lacks them and reads with their defaults.
+
+Keypoints are ``(x, y)`` — x first, whatever ``box_format`` says — in the
+coordinates ``box_coords`` names: pixels, or ``normalized`` as x / image width
+and y / image height. NaN coordinates mean "no keypoint there" (not labelled,
+not visible, or padding).
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from .errors import ConfigError, ShardFormatError, ShardVersionError
 
 FORMAT_NAME = "summary-exporter/shard"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1
 FORMAT_VERSION = f"{FORMAT_MAJOR}.{FORMAT_MINOR}"
 
 #: Default refusal limit for the decoded size of one shard's arrays (the reader's ``max_bytes``).
@@ -44,6 +54,8 @@ DEFAULT_BOX_FORMAT: BoxFormat = "yxyx"
 DEFAULT_BOX_COORDS: BoxCoords = "normalized"
 #: Channel counts an image may have (grey, RGB, RGBA).
 IMAGE_CHANNELS = (1, 3, 4)
+#: The mask id that means "no class here" when the metadata does not say: what format 1.0 renderers assumed.
+DEFAULT_MASK_BACKGROUND = 0
 
 _FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
@@ -54,7 +66,7 @@ class FieldSpec:
 
     name: str
     ranks: tuple[int, ...]  # allowed ndim including the batch axis
-    kind: str  # "numeric", "int", "float", "id", "box"
+    kind: str  # "numeric", "int", "float", "id", "box", "point", "binary"
     doc: str
 
 
@@ -76,7 +88,19 @@ CANONICAL_FIELDS: dict[str, FieldSpec] = {
         FieldSpec("masks", (3,), "int", "(N,H,W) predicted class map"),
         FieldSpec("gt_masks", (3,), "int", "(N,H,W) ground-truth class map"),
         FieldSpec("ids", (1,), "id", "(N,) int or str example identifiers"),
+        # format 1.1: instances of the boxes above, row for row
+        FieldSpec("instance_masks", (4,), "binary", "(N,M,H,W) bool masks of the predicted boxes"),
+        FieldSpec("gt_instance_masks", (4,), "binary", "(N,G,H,W) bool masks of the ground-truth boxes"),
+        FieldSpec("keypoints", (4,), "point", "(N,M,P,2) x, y keypoints of the predicted boxes (NaN: none)"),
+        FieldSpec("keypoint_scores", (3,), "float", "(N,M,P) keypoint scores"),
+        FieldSpec("gt_keypoints", (4,), "point", "(N,G,P,2) x, y keypoints of the ground-truth boxes (NaN: none)"),
     )
+}
+
+#: Box fields, their count field, and the fields that hold one row per box (padded alike).
+BOX_GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "boxes": ("num_boxes", ("box_labels", "box_scores", "instance_masks", "keypoints", "keypoint_scores")),
+    "gt_boxes": ("gt_num_boxes", ("gt_box_labels", "gt_instance_masks", "gt_keypoints")),
 }
 
 
@@ -148,6 +172,10 @@ class ShardMeta:
     sources: dict[str, str | None] = dataclasses.field(default_factory=dict)
     class_names: list[str] | None = None
     mask_class_names: list[str] | None = None  # masks have their own class space (often 0 = background)
+    #: The ``masks``/``gt_masks`` id meaning "no class" (not drawn, allowed outside the names); None: every id is a class.
+    mask_background: int | None = DEFAULT_MASK_BACKGROUND
+    keypoint_names: list[str] | None = None  # one per keypoint (P)
+    keypoint_edges: list[list[int]] | None = None  # [[a, b], ...]: keypoints a and b are joined (0-based)
     box_format: BoxFormat = DEFAULT_BOX_FORMAT
     box_coords: BoxCoords = DEFAULT_BOX_COORDS
     image_layout: ImageLayout | None = None
@@ -223,10 +251,21 @@ class ShardMeta:
             raise bad(f"'box_coords' must be one of {', '.join(BOX_COORDS)}, got {self.box_coords!r}")
         if self.image_layout is not None and self.image_layout not in IMAGE_LAYOUTS:
             raise bad(f"'image_layout' must be one of {', '.join(IMAGE_LAYOUTS)} or null, got {self.image_layout!r}")
-        for key in ("class_names", "mask_class_names"):
+        for key in ("class_names", "mask_class_names", "keypoint_names"):
             names = getattr(self, key)
             if names is not None and (not isinstance(names, list) or not all(isinstance(c, str) for c in names)):
                 raise bad(f"'{key}' must be a list of strings or null")
+        bg = self.mask_background
+        if bg is not None and (isinstance(bg, bool) or not isinstance(bg, int) or not -(2**63) <= bg < 2**63):
+            raise bad(f"'mask_background' must be an integer mask id or null, got {bg!r}")
+        edges = self.keypoint_edges
+        if edges is not None:
+            if not isinstance(edges, list) or not all(_is_edge(e) for e in edges):
+                raise bad(f"'keypoint_edges' must be a list of [a, b] pairs of keypoint indices >= 0 or null, got {edges!r}")
+            names = self.keypoint_names
+            if names is not None and any(max(e) >= len(names) for e in edges):
+                worst = max(max(e) for e in edges)
+                raise bad(f"'keypoint_edges' joins keypoint {worst}, but 'keypoint_names' names {len(names)} keypoints")
         if self.image_range is not None and (
             not isinstance(self.image_range, list)
             or len(self.image_range) != 2
@@ -237,6 +276,15 @@ class ShardMeta:
         for key in ("sources", "versions", "user"):
             if not isinstance(getattr(self, key), dict):
                 raise bad(f"'{key}' must be an object")
+
+
+def _is_edge(value: Any) -> bool:
+    """A keypoint edge: ``[a, b]``, two JSON integers >= 0 (not booleans)."""
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2**31 for i in value)
+    )
 
 
 def _finite_number(value: Any) -> bool:

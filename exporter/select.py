@@ -18,16 +18,28 @@ concatenated in order), reading only the small fields named by ``fields``
 The conditions always apply in this order, whichever way they were written:
 
 1. filters: ``classes``, ``misclassified``, ``correct``, ``min_score`` /
-   ``max_score``, ``ids`` (examples must pass all of them);
+   ``max_score``, ``ids``, and for detectors ``box_classes``,
+   ``any_false_positive``, ``any_missed`` (examples must pass all of them);
 2. ranking: ``most_confident_wrong`` sorts the misclassified examples by score,
-   highest first; ``least_confident_correct`` the correct ones, lowest first
-   (ties and NaN scores: step order, NaN last);
+   highest first; ``least_confident_correct`` the correct ones, lowest first;
+   ``worst`` the images by per-image AP (or mean best IoU), lowest first
+   (ties and NaN: step order, NaN last);
 3. ``per_class``: at most n examples per true class, in the current order;
-4. the cuts: the first ``most_confident_wrong`` / ``least_confident_correct``
-   examples, then the first ``limit``.
+4. the cuts: the first ``most_confident_wrong`` / ``least_confident_correct`` /
+   ``worst`` examples, then the first ``limit``.
 
-So positions come back in step order, except with ``most_confident_wrong`` or
-``least_confident_correct``, where they come back ranked.
+So positions come back in step order, except with ``most_confident_wrong``,
+``least_confident_correct`` or ``worst``, where they come back ranked.
+
+The detector conditions read no labels: they read per-image match results
+(``exporter.metrics.images.ImageStats``), which ``export`` and
+``Run.examples`` compute from the box fields (in any box format) and pass as
+``select(..., stats=...)``::
+
+    >>> from exporter.metrics.images import ImageStats
+    >>> stats = ImageStats(3, fp=np.array([0, 2, 1]), missed=np.array([1, 0, 0]), tp=np.array([1, 1, 0]))
+    >>> Selection(any_false_positive=True).select({}, n=3, stats=stats)
+    array([1, 2])
 
 ``a & b`` selects what both select: it is the Selection holding both sets of
 conditions, exactly as if they were written in one ``Selection(...)``. Filters
@@ -41,12 +53,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ._checks import check_bool, check_number, check_optional_int
+from ._checks import check_bool, check_choice, check_number, check_optional_int
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .metrics.images import ImageStats
 
 ClassKey = int | str
 ExampleId = int | str
@@ -56,6 +71,13 @@ ExampleId = int | str
 _LABELS = frozenset({"labels"})
 _PRED = frozenset({"pred_labels", "probs"})
 _SCORE = frozenset({"pred_scores", "probs"})
+# The detector conditions: what they need, and every box field they read where a shard has it.
+_BOX_LABELS = frozenset({"box_labels", "gt_box_labels"})
+_BOXES, _GT_BOXES = frozenset({"boxes"}), frozenset({"gt_boxes"})
+_BOX_FIELDS = frozenset({"boxes", "box_labels", "box_scores", "num_boxes", "gt_boxes", "gt_box_labels", "gt_num_boxes"})
+WORST_BY = ("ap", "iou")
+#: The IoU at which predictions match ground truth for ``any_false_positive`` / ``any_missed`` when nothing says.
+DEFAULT_MATCH_IOU = 0.5
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -70,10 +92,21 @@ class Selection:
     * ``most_confident_wrong=k``: the k misclassified examples with the highest score, ranked.
     * ``least_confident_correct=k``: the k correct examples with the lowest score, ranked.
     * ``ids``: example ids (``ids`` field); every one must be in the step.
+    * ``box_classes``: images with a ground-truth or a predicted box of these classes (ids or names).
+    * ``any_false_positive``: images with a predicted box that matches no ground truth.
+    * ``any_missed``: images with a ground-truth box no prediction matches.
+    * ``worst=k``: the k images with the lowest per-image AP (``worst_by="ap"``, the default:
+      COCO AP of the image alone) or the lowest mean best IoU of their ground-truth boxes
+      (``worst_by="iou"``), ranked.
+    * ``match_iou``: the IoU a match needs (None: the export's ``match_iou``, else 0.5).
+    * ``min_box_score``: predicted boxes scoring below it do not count for ``box_classes``,
+      ``any_false_positive``, ``any_missed`` and the IoU of ``worst_by="iou"`` (None: the
+      export's ``score_threshold``, else 0); AP always counts every prediction.
     * ``per_class=n``: at most n examples per true class.
     * ``limit=n``: the first n.
 
-    ``classes`` and ``ids`` take one value or a list (or array) and are stored as tuples, without repeats.
+    ``classes``, ``box_classes`` and ``ids`` take one value or a list (or array) and are stored as
+    tuples, without repeats.
 
     >>> Selection(classes="cat", limit=5) & Selection(misclassified=True)
     Selection(classes=('cat',), misclassified=True, limit=5)
@@ -87,21 +120,33 @@ class Selection:
     most_confident_wrong: int | None = None
     least_confident_correct: int | None = None
     ids: Sequence[ExampleId] | np.ndarray | ExampleId | None = None
+    box_classes: Sequence[ClassKey] | ClassKey | None = None
+    any_false_positive: bool = False
+    any_missed: bool = False
+    worst: int | None = None
+    worst_by: Literal["ap", "iou"] | None = None
+    match_iou: float | None = None
+    min_box_score: float | None = None
     per_class: int | None = None
     limit: int | None = None
 
     def __post_init__(self) -> None:
         set_ = functools.partial(object.__setattr__, self)  # frozen: normalised values go in this way
-        if self.classes is not None:
-            set_("classes", _keys(self.classes, "classes", "class ids (int) or class names (str)"))
+        for name in ("classes", "box_classes"):
+            if getattr(self, name) is not None:
+                set_(name, _keys(getattr(self, name), name, "class ids (int) or class names (str)"))
         if self.ids is not None:
             set_("ids", _keys(self.ids, "ids", "example ids (int or str)"))
-        for name in ("misclassified", "correct"):
+        for name in ("misclassified", "correct", "any_false_positive", "any_missed"):
             set_(name, check_bool(getattr(self, name), name))
-        for name in ("min_score", "max_score"):
+        for name in ("min_score", "max_score", "min_box_score"):
             if getattr(self, name) is not None:
                 set_(name, check_number(getattr(self, name), name))
-        for name in ("most_confident_wrong", "least_confident_correct", "per_class", "limit"):
+        if self.match_iou is not None:
+            set_("match_iou", check_number(self.match_iou, "match_iou", above=0.0, maximum=1.0))
+        if self.worst_by is not None:
+            check_choice(self.worst_by, WORST_BY, "worst_by")
+        for name in ("most_confident_wrong", "least_confident_correct", "worst", "per_class", "limit"):
             set_(name, check_optional_int(getattr(self, name), name, minimum=0))
         self._check_consistent()
 
@@ -123,6 +168,11 @@ class Selection:
             raise ConfigError(
                 f"min_score {self.min_score} is above max_score {self.max_score}: nothing would be selected"
             )
+        rankings = [n for n in ("most_confident_wrong", "least_confident_correct", "worst") if getattr(self, n) is not None]
+        if len(rankings) > 1:
+            raise ConfigError(f"{' and '.join(rankings)} both rank the examples, in different orders: choose one")
+        if self.worst_by is not None and self.worst is None:
+            raise ConfigError(f"worst_by={self.worst_by!r} says how worst=k ranks, but worst is not set")
 
     # ------------------------------------------------------------------ composing
 
@@ -138,6 +188,13 @@ class Selection:
             most_confident_wrong=_pick(min, self.most_confident_wrong, other.most_confident_wrong),
             least_confident_correct=_pick(min, self.least_confident_correct, other.least_confident_correct),
             ids=_intersect(self.ids, other.ids),
+            box_classes=_intersect_classes(self.box_classes, other.box_classes),
+            any_false_positive=self.any_false_positive or other.any_false_positive,
+            any_missed=self.any_missed or other.any_missed,
+            worst=_pick(min, self.worst, other.worst),
+            worst_by=_same(self.worst_by, other.worst_by, "worst_by"),
+            match_iou=_same(self.match_iou, other.match_iou, "match_iou"),
+            min_box_score=_pick(max, self.min_box_score, other.min_box_score),
             per_class=_pick(min, self.per_class, other.per_class),
             limit=_pick(min, self.limit, other.limit),
         )
@@ -154,7 +211,23 @@ class Selection:
     @property
     def ranked(self) -> bool:
         """True when ``select`` returns ranked positions instead of step order."""
-        return self.most_confident_wrong is not None or self.least_confident_correct is not None
+        return any(getattr(self, n) is not None for n in ("most_confident_wrong", "least_confident_correct", "worst"))
+
+    @property
+    def image_stats(self) -> frozenset[str]:
+        """Which per-image detection results ``select`` reads (``exporter.metrics.images.STATS``); empty: none.
+
+        >>> sorted(Selection(any_missed=True, worst=3).image_stats)
+        ['ap', 'counts']
+        """
+        need = set()
+        if self.any_false_positive or self.any_missed:
+            need.add("counts")
+        if self.worst is not None:
+            need.add("best_iou" if self.worst_by == "iou" else "ap")
+        if self.box_classes is not None:
+            need.add("classes")
+        return frozenset(need)
 
     def __repr__(self) -> str:
         parts = []
@@ -176,7 +249,8 @@ class Selection:
         """The fields ``select`` may read; load those the run has (it needs only some of them).
 
         ``pred_labels`` or ``probs`` serve as the prediction, ``pred_scores`` or
-        ``probs`` as the score: ``check`` says which are required.
+        ``probs`` as the score: ``check`` says which are required. With detector
+        conditions they include the box fields the per-image ``stats`` are made from.
         """
         out: set[str] = set()
         for _, group in self._needs():
@@ -184,6 +258,8 @@ class Selection:
                 out |= alternatives
         if out & _SCORE:
             out.add("pred_labels")  # without pred_scores, the score is probs at the predicted class
+        if self.image_stats:
+            out |= _BOX_FIELDS  # counts, scores, labels: read where a shard has them
         return out
 
     def _needs(self) -> list[tuple[str, list[frozenset[str]]]]:
@@ -201,6 +277,11 @@ class Selection:
                 needs.append((name, [_SCORE]))
         if self.ids is not None:
             needs.append(("ids", [frozenset({"ids"})]))
+        if self.box_classes is not None:
+            needs.append(("box_classes", [_BOX_LABELS]))
+        for name in ("any_false_positive", "any_missed", "worst"):
+            if _is_set(getattr(self, name)):
+                needs.append((name, [_BOXES, _GT_BOXES]))
         return needs
 
     def check(
@@ -211,8 +292,9 @@ class Selection:
         Needs no data, only field names, so a caller can check before loading
         anything; ``source`` names the fields' origin in the message.
         """
-        if self.classes is not None:
-            _class_ids(self.classes, class_names)
+        for keys in (self.classes, self.box_classes):
+            if keys is not None:
+                _class_ids(keys, class_names)
         have = set(available)
         for name, group in self._needs():
             if all(alternatives & have for alternatives in group):
@@ -221,6 +303,7 @@ class Selection:
                 (_LABELS,): "'labels'",
                 (_LABELS, _PRED): "'labels' and 'pred_labels' (or 'probs')",
                 (_SCORE,): "'pred_scores' (or 'probs')",
+                (_BOX_LABELS,): "'box_labels' or 'gt_box_labels'",
             }.get(tuple(group), " and ".join(f"'{min(a)}'" for a in group))
             listed = ", ".join(sorted(have)) or "no fields"
             raise ConfigError(f"{name} needs {wants}; {source} has: {listed}")
@@ -234,16 +317,28 @@ class Selection:
         *,
         n: int | None = None,
         source: str = "the input",
+        stats: ImageStats | None = None,
     ) -> np.ndarray:
         """Positions (int64 indices into ``arrays``) of the selected examples; see the module docstring.
 
         ``arrays`` are one step's batch-major fields (at least those of ``fields``
-        the step has); ``class_names`` resolve class names in ``classes``; ``n``
-        is the number of examples when ``arrays`` is empty; ``source`` names the
-        arrays' source in error messages. Inputs are not modified.
+        the step has); ``class_names`` resolve class names in ``classes`` and
+        ``box_classes``; ``n`` is the number of examples when ``arrays`` is empty;
+        ``source`` names the arrays' source in error messages; ``stats`` are the
+        per-image detection results the detector conditions read (``image_stats``
+        says which; ``exporter.metrics.images.image_stats`` computes them). Inputs
+        are not modified.
         """
-        self.check(arrays, class_names, source=source)
-        sizes = {k: len(v) for k, v in arrays.items() if k in self.fields}
+        # the stats were made from the box fields: the box conditions need nothing else from arrays
+        self.check(set(arrays) | (_BOX_FIELDS if stats is not None else set()), class_names, source=source)
+        if self.image_stats and stats is None:
+            raise ConfigError(
+                "box conditions (box_classes, any_false_positive, any_missed, worst) read per-image match results: "
+                "pass stats= (exporter.metrics.images.image_stats); export and Run.examples compute them"
+            )
+        sizes = {k: len(v) for k, v in arrays.items() if k in self.fields - _BOX_FIELDS}
+        if stats is not None and self.image_stats:
+            sizes["stats"] = len(stats)
         if len(set(sizes.values())) > 1:
             raise ConfigError(f"the fields of {source} have different lengths: {sizes}")
         if sizes:
@@ -258,15 +353,16 @@ class Selection:
             count = max(len(v) for v in arrays.values())
 
         keep = np.ones(count, dtype=bool)
+        by_score = self.most_confident_wrong is not None or self.least_confident_correct is not None
         # check() made sure that every condition reading labels has them
         labels: Any = np.asarray(arrays["labels"]).astype(np.int64) if "labels" in self.fields & set(arrays) else None
         if self.classes is not None:
             keep &= np.isin(labels, _class_ids(self.classes, class_names))
-        if self.misclassified or self.correct or self.ranked:
+        if self.misclassified or self.correct or by_score:
             wrong = labels != _predictions(arrays)
             keep &= wrong if (self.misclassified or self.most_confident_wrong is not None) else ~wrong
         scores = None
-        if self.min_score is not None or self.max_score is not None or self.ranked:
+        if self.min_score is not None or self.max_score is not None or by_score:
             scores = _scores(arrays)
             # compared in the scores' own precision, so min_score=0.7 keeps a float32 score printed as 0.7;
             # NaN compares False: never in a range
@@ -276,21 +372,43 @@ class Selection:
                 keep &= scores <= scores.dtype.type(self.max_score)
         if self.ids is not None:
             keep &= _id_mask(np.asarray(arrays["ids"]), self.ids, source)
+        ranking = None
+        if stats is not None and self.image_stats:
+            keep &= self._box_filters(stats, class_names, count)
+            if self.worst is not None:
+                ranking = _part(stats, "best_iou" if self.worst_by == "iou" else "ap", count)
 
         positions = np.flatnonzero(keep).astype(np.int64)
-        if scores is not None and self.ranked:
+        if scores is not None and by_score:
             s = scores[positions]
             if self.most_confident_wrong is not None:
                 order = np.argsort(-np.where(np.isnan(s), -np.inf, s), kind="stable")
             else:
                 order = np.argsort(np.where(np.isnan(s), np.inf, s), kind="stable")
             positions = positions[order]
+        if ranking is not None:  # lowest first, NaN (nothing to measure) last
+            r = ranking[positions]
+            positions = positions[np.argsort(np.where(np.isnan(r), np.inf, r), kind="stable")]
         if self.per_class is not None:
             positions = positions[_first_per_class(labels[positions], self.per_class)]
-        for cut in (self.most_confident_wrong, self.least_confident_correct, self.limit):
+        for cut in (self.most_confident_wrong, self.least_confident_correct, self.worst, self.limit):
             if cut is not None:
                 positions = positions[:cut]
         return positions
+
+    def _box_filters(self, stats: ImageStats, class_names: Sequence[str] | None, count: int) -> np.ndarray:
+        """Mask of the images that pass ``box_classes``, ``any_false_positive`` and ``any_missed``."""
+        keep = np.ones(count, dtype=bool)
+        if self.box_classes is not None:
+            image, cls = _part(stats, "class_image", None), _part(stats, "class_id", None)
+            has = np.zeros(count, dtype=bool)
+            has[image[np.isin(cls, _class_ids(self.box_classes, class_names))]] = True
+            keep &= has
+        if self.any_false_positive:
+            keep &= _part(stats, "fp", count) > 0
+        if self.any_missed:
+            keep &= _part(stats, "missed", count) > 0
+        return keep
 
 
 _EVERYTHING = Selection()
@@ -329,6 +447,23 @@ def _pick(choose, a, b):
     if b is None:
         return a
     return choose(a, b)
+
+
+def _same(a: Any, b: Any, name: str) -> Any:
+    """The one that is set; both set, they must agree (two IoUs cannot both apply)."""
+    if a is not None and b is not None and a != b:
+        raise ConfigError(f"cannot combine {name}={a!r} with {name}={b!r}: a selection has one")
+    return a if a is not None else b
+
+
+def _part(stats: ImageStats, name: str, count: int | None) -> np.ndarray:
+    """One part of ``stats``, which must have been computed (and, with ``count``, hold one value per example)."""
+    value = getattr(stats, name)
+    if value is None:
+        raise ConfigError(f"stats were computed without '{name}'; compute them with need=selection.image_stats")
+    if count is not None and len(value) != count:
+        raise ConfigError(f"stats hold {len(value)} images but the selection sees {count} examples")
+    return np.asarray(value)
 
 
 def _intersect(a: Any, b: Any) -> tuple | None:

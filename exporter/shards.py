@@ -1,12 +1,22 @@
-"""Shard files: atomic write, lazy read, validation (format v1, see README "Shard format").
+"""Shard files: atomic write, lazy read (local or any fsspec URL), validation (format v1, see README "Shard format").
 
 A shard is one ``.npz`` holding batch-major arrays plus a ``__meta__`` entry (a
 0-d unicode array holding JSON). Nothing here ever unpickles: every load uses
 ``allow_pickle=False`` and object arrays are refused before they are read.
+
+Every reader here takes a local path or a URL (``s3://evals/run1``, with
+``storage_options`` for its file system). A local path stays a ``Path`` and
+keeps the plain-file code path; a URL becomes a ``storage.Location`` (the
+``path`` of its ``Shard``, ``Run`` and ``Batch``), read with range requests:
+opening a shard reads its zip directory and ``.npy`` headers only (two
+requests: the last ``TAIL_BYTES`` and the first block), ``load()`` streams the
+members asked for in ``LOAD_BLOCK_SIZE`` blocks. A store that fails while a
+shard is read is a ``StorageError`` naming the URL, never a "bad shard".
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -16,7 +26,7 @@ import time
 import warnings
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -30,6 +40,7 @@ from .errors import (
     ShardError,
     ShardFormatError,
     ShardTooLargeError,
+    StorageError,
 )
 from .schema import (
     CANONICAL_FIELDS,
@@ -41,6 +52,18 @@ from .schema import (
     class_names,
     shard_filename,
 )
+from .storage import (
+    DEFAULT_BLOCK_SIZE,
+    DEFAULT_RETRY,
+    Location,
+    RetryPolicy,
+    join,
+    locate,
+    open_read,
+    put_file,
+    read_errors,
+    walk,
+)
 
 #: Which dumps of a step a reader uses: the newest (default) or all of them.
 DUMPS = ("latest", "all")
@@ -51,6 +74,104 @@ _ZIP_ERRORS = (
 )
 #: Most uncompressed bytes one stored byte can yield: 1 when stored, 1032 for deflate (its limit).
 _MAX_RATIO = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: 1032}
+#: Block size of a remote ``load()``: one range request per this many bytes of the members read.
+LOAD_BLOCK_SIZE = 32 << 20
+
+#: Where a shard (or a run folder) is: a local ``Path``, or the ``Location`` of a URL.
+ShardPath = Path | Location
+
+
+def shard_path(path: str | os.PathLike | Location, storage_options: Mapping[str, Any] | None = None) -> ShardPath:
+    """A local path as a ``Path`` (the plain-file code path), a URL as its ``storage.Location``.
+
+    >>> shard_path("eval_shards/step-000000000100")
+    PosixPath('eval_shards/step-000000000100')
+    """
+    if isinstance(path, (str, Location)):
+        location = locate(path, storage_options)
+        return location if not location.is_local else Path(location.path)
+    return Path(path)
+
+
+#: The end of a remote shard fetched in one request when the zip reader first reads there: its end record, the
+#: central directory and, in a shard's usual layout (images first), the small members and their headers.
+TAIL_BYTES = 128 << 10
+
+
+class _RemoteFile:
+    """fsspec's random-access file of a shard, whose failed reads are StorageErrors (``storage.read_errors``).
+
+    A zip reader reads the end record, then the zip64 locator, then the central
+    directory: three small reads backwards from the end, each a request of its
+    own to a forward-reading cache. The last ``TAIL_BYTES`` are fetched once
+    instead and those reads served from them.
+    """
+
+    def __init__(self, location: Location, block_size: int):
+        self.location = location
+        self.name = str(location)
+        with read_errors(location):
+            self._f = open_read(location, block_size=block_size)
+            self._size = int(self._f.size)  # type: ignore[attr-defined]  # an fsspec file knows its size
+        self._tail_start = max(0, self._size - TAIL_BYTES)
+        self._tail: bytes | None = None
+        #: The first failed read: zipfile turns any OSError into "File is not a zip file", so it is kept here.
+        self.failure: StorageError | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            with read_errors(self.location):
+                pos = self._f.tell()
+                end = self._size if n is None or n < 0 else min(self._size, pos + n)
+                if pos < self._tail_start or pos >= end:
+                    return self._f.read(n)
+                if self._tail is None:
+                    self._f.seek(self._tail_start)
+                    self._tail = self._f.read(self._size - self._tail_start)
+                self._f.seek(end)
+                return self._tail[pos - self._tail_start:end - self._tail_start]
+        except StorageError as exc:
+            self.failure = self.failure or exc
+            raise
+
+    @contextlib.contextmanager
+    def failures_first(self) -> Iterator[None]:
+        """Inside: an error after a failed read is that read's StorageError, not the zip error it caused."""
+        try:
+            yield
+        except Exception as exc:
+            if self.failure is not None and self.failure is not exc:
+                raise self.failure from exc
+            raise
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> _RemoteFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def _open_zip(path: ShardPath) -> Iterator[zipfile.ZipFile]:
+    """The shard's zip: the file itself locally, a random-access remote file (range reads) for a URL."""
+    if isinstance(path, Path):
+        with zipfile.ZipFile(path) as zf:
+            yield zf
+        return
+    with _RemoteFile(path, DEFAULT_BLOCK_SIZE) as f, f.failures_first(), zipfile.ZipFile(f) as zf:
+        yield zf
 
 
 # --------------------------------------------------------------------------- records
@@ -75,13 +196,14 @@ class Problem:
     path: str
     message: str
     field: str | None = None
+    level: str = "error"  # or "warning": reported, but the shard is valid and exports
 
     def __str__(self) -> str:
         where = f"field '{self.field}': " if self.field else ""
         return f"{self.path}: {where}{self.message}"
 
     @classmethod
-    def from_error(cls, path: str | os.PathLike, exc: ShardError | ShardTooLargeError) -> Problem:
+    def from_error(cls, path: str | os.PathLike | Location, exc: ShardError | ShardTooLargeError) -> Problem:
         """The problem a reader's error describes (the path is not repeated in the message)."""
         if isinstance(exc, ShardError):
             return cls(str(path), exc.reason, exc.field)
@@ -91,15 +213,45 @@ class Problem:
 # --------------------------------------------------------------------------- writing
 
 
+def as_array(name: str, value: Any) -> np.ndarray:
+    """``value`` as a numpy array: arrays, lists, and framework tensors (``.detach().cpu().numpy()``, ``__array__``).
+
+    No framework is imported: a torch tensor is recognised by its methods. A
+    generator or other one-shot iterator is refused, since ``np.asarray`` would
+    make a 0-d object of it.
+
+    >>> as_array("labels", (i for i in range(3)))
+    Traceback (most recent call last):
+    ...
+    exporter.errors.ConfigError: field 'labels' is a generator, which is read only once and has no shape: pass a list or an array, e.g. list(...) or np.stack(list(...))
+    """
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, Iterator):
+        raise ConfigError(
+            f"field '{name}' is a {type(value).__name__}, which is read only once and has no shape: "
+            "pass a list or an array, e.g. list(...) or np.stack(list(...))"
+        )
+    if callable(getattr(value, "detach", None)) and callable(getattr(value, "numpy", None)):
+        value = value.detach()  # a torch tensor: off the autograd graph and the GPU first
+        value = value.cpu() if callable(getattr(value, "cpu", None)) else value
+        value = value.numpy()
+    try:
+        return np.asarray(value)
+    except ValueError as exc:  # numpy >= 1.24: a list of differently shaped arrays
+        shapes = sorted({np.shape(v) for v in value}) if isinstance(value, (list, tuple)) else None
+        if shapes is None or len(shapes) < 2:
+            raise ConfigError(f"field '{name}' cannot be made an array: {exc}") from None
+        raise ConfigError(
+            f"field '{name}' is a list of arrays of different shapes {shapes}: a shard holds one shape per field, "
+            "so add them in separate add() calls (a new shape starts a new shard)"
+        ) from None
+
+
 def as_field_array(name: str, value: Any) -> np.ndarray:
     """Coerce one batch-major field to a storable array: numbers stay, text becomes fixed-width unicode."""
     check_field_name(name)
-    if isinstance(value, Iterator):  # np.asarray would make a 0-d object array of it: say what it is
-        raise ConfigError(
-            f"field '{name}' is a {type(value).__name__} (an iterator, read once): pass an array or a list, "
-            f"e.g. np.stack(list(...))"
-        )
-    arr = np.asarray(value)
+    arr = as_array(name, value)
     if arr.ndim == 0:
         raise ConfigError(f"field '{name}' must be batch-major with a leading N axis, got a scalar")
     kind = arr.dtype.kind
@@ -144,10 +296,49 @@ def write_shard(
     A reader never sees a half-written shard; a crash leaves at most a hidden
     temp file that readers ignore.
     """
-    chunks = [arrays] if isinstance(arrays, Mapping) else list(arrays)
     directory = Path(directory)
     if create:
         directory.mkdir(parents=True, exist_ok=True)
+    return atomic_write(directory / shard_filename(meta.dump_id, meta.shard_index), _zip_writer(meta, arrays, compress))
+
+
+def upload_shard(
+    directory: Location,
+    meta: ShardMeta,
+    arrays: Mapping[str, np.ndarray] | Sequence[Mapping[str, np.ndarray]],
+    *,
+    compress: bool = False,
+    retry: RetryPolicy = DEFAULT_RETRY,
+) -> Location:
+    """``write_shard`` into a folder of an object store (any fsspec URL): whole or absent there too.
+
+    The zip goes to a local temp file first (no fsync: it is a copy on its way),
+    then ``storage.put_file`` publishes it under its final key in one PUT (a
+    multipart upload above 100 MiB, visible only when complete), retried under
+    ``retry``; the temp file is removed either way. A reader listing the folder
+    never sees a temp or partial object; a killed writer leaves at most a temp
+    file in the local temp folder.
+    """
+    import tempfile
+
+    target = join(directory, shard_filename(meta.dump_id, meta.shard_index))
+    fd, tmp = tempfile.mkstemp(prefix=".summary-exporter-upload-", suffix=SHARD_SUFFIX)
+    try:
+        with open(fd, "wb") as f:
+            _zip_writer(meta, arrays, compress)(f)
+        return put_file(tmp, target, retry=retry)
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _zip_writer(
+    meta: ShardMeta, arrays: Mapping[str, np.ndarray] | Sequence[Mapping[str, np.ndarray]], compress: bool
+) -> Callable[[BinaryIO], None]:
+    """What writes one shard's zip into an open binary file."""
+    chunks = [arrays] if isinstance(arrays, Mapping) else list(arrays)
     compression = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
 
     def write(f: BinaryIO) -> None:
@@ -156,7 +347,7 @@ def write_shard(
                 _write_member(zf, name, [c[name] for c in chunks])
             _write_member(zf, META_KEY, [np.array(meta.to_json())])
 
-    return atomic_write(directory / shard_filename(meta.dump_id, meta.shard_index), write)
+    return write
 
 
 def _write_member(zf: zipfile.ZipFile, name: str, parts: Sequence[np.ndarray]) -> None:
@@ -213,6 +404,8 @@ def _read_headers(zf: zipfile.ZipFile, path: str) -> dict[str, tuple[tuple[int, 
                     shape, fortran, dtype = np.lib.format.read_array_header_2_0(f, max_header_size=10000)
                 else:
                     raise ValueError(f"unknown .npy version {version}")
+        except StorageError:
+            raise
         except _ZIP_ERRORS as exc:  # small members are read whole here, so a bad CRC shows up now
             raise ShardFormatError(f"array {key!r} is damaged ({exc})", path=path) from None
         except (ValueError, SyntaxError, TypeError) as exc:
@@ -234,13 +427,20 @@ class Shard:
     (100, (32, 64, 64, 3))
     """
 
-    def __init__(self, path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_BYTES):
-        self.path = Path(path)
+    def __init__(
+        self,
+        path: str | os.PathLike | Location,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        storage_options: Mapping[str, Any] | None = None,
+    ):
+        self.path: ShardPath = shard_path(path, storage_options)
         self.max_bytes = max_bytes
         p = str(self.path)
-        _check_regular_file(self.path)
+        if isinstance(self.path, Path):
+            _check_regular_file(self.path)
         try:
-            with zipfile.ZipFile(self.path) as zf:
+            with _open_zip(self.path) as zf:
                 headers = _read_headers(zf, p)
                 if META_KEY not in headers:
                     raise ShardFormatError(f"no '{META_KEY}' metadata entry: not a summary-exporter shard", path=p)
@@ -253,6 +453,8 @@ class Shard:
                     meta_text = str(np.lib.format.read_array(f, allow_pickle=False)[()])
         except FileNotFoundError:
             raise RunNotFoundError(f"{p}: no such shard file") from None
+        except StorageError:
+            raise
         except PermissionError as exc:  # a file we may not read is not a damaged one: say which it is
             raise ShardFormatError(f"cannot read the file: {_reason(exc)}", path=p) from None
         except _ZIP_ERRORS as exc:
@@ -306,14 +508,29 @@ class Shard:
             )
         out = {}
         try:
-            with np.load(self.path, allow_pickle=False) as npz:
+            with self._open_npz() as npz:
                 for n in names:
                     out[n] = npz[n]
         except MemoryError:
             raise ShardTooLargeError(f"{p}: not enough memory to load {total / 2**20:.0f} MiB of arrays") from None
+        except StorageError:
+            raise
         except (ValueError, *_ZIP_ERRORS) as exc:
             raise ShardFormatError(f"could not read arrays ({exc})", path=p) from None
         return out
+
+    @contextlib.contextmanager
+    def _open_npz(self) -> Iterator[Any]:
+        """``np.load`` of the file; for a URL over a remote file read in ``LOAD_BLOCK_SIZE`` range requests."""
+        if isinstance(self.path, Path):
+            with np.load(self.path, allow_pickle=False) as npz:
+                yield npz
+            return
+        # NpzFile, not np.load: np.load first reads the magic at offset 0, which costs a whole block that the zip
+        # directory at the end of the file then replaces, and the first member fetches it again
+        with _RemoteFile(self.path, LOAD_BLOCK_SIZE) as f, f.failures_first(), \
+                np.lib.npyio.NpzFile(f, allow_pickle=False) as npz:  # type: ignore[arg-type]
+            yield npz
 
 
 def _check_regular_file(path: Path) -> None:
@@ -341,14 +558,20 @@ def _is_shard_name(name: str) -> bool:
     return name.endswith(SHARD_SUFFIX) and not name.startswith(".") and not is_temp_name(name)
 
 
-def find_shard_files(path: str | os.PathLike) -> list[Path]:
+def find_shard_files(
+    path: str | os.PathLike | Location, storage_options: Mapping[str, Any] | None = None
+) -> list[ShardPath]:
     """Shard files under ``path`` (a run folder, a step folder, or one file); temp files are ignored.
 
     A folder that cannot be read is an error naming it (``RunNotFoundError``
     saying "permission denied"), never silently skipped: a missing step would
-    otherwise vanish from TensorBoard without a word.
+    otherwise vanish from TensorBoard without a word. Under a URL this is one
+    recursive listing (``storage.walk``), and the files come as ``Location``s.
     """
-    path = Path(path)
+    where = shard_path(path, storage_options)
+    if isinstance(where, Location):
+        return _find_remote_shards(where)
+    path = where
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -366,7 +589,23 @@ def find_shard_files(path: str | os.PathLike) -> list[Path]:
         dirs[:] = sorted(d for d in dirs if not is_temp_name(d))
         # a folder named like a shard is listed too: opening it says "is a folder, not a shard file"
         files += [Path(folder) / n for n in names + dirs if _is_shard_name(n)]
-    return sorted(files)
+    return [*sorted(files)]
+
+
+def _find_remote_shards(location: Location) -> list[ShardPath]:
+    with read_errors(location):
+        try:
+            files = walk(location)
+        except RunNotFoundError:
+            if location.fs.isfile(location.path):
+                return [location]
+            raise RunNotFoundError(f"{location}: no such file or folder") from None
+    found: list[ShardPath] = []
+    for rel in files:
+        *folders, name = rel.split("/")
+        if _is_shard_name(name) and not any(is_temp_name(f) for f in folders):
+            found.append(join(location, rel))
+    return found
 
 
 def _reason(exc: OSError) -> str:
@@ -380,7 +619,7 @@ class Batch:
 
     step: int
     meta: ShardMeta
-    path: Path
+    path: ShardPath
     arrays: dict[str, np.ndarray]
 
     def __len__(self) -> int:
@@ -400,10 +639,16 @@ class Run:
     """
 
     def __init__(
-        self, path: str | os.PathLike, *, dumps: str = "latest", max_bytes: int = DEFAULT_MAX_BYTES, skip_bad: bool = False
+        self,
+        path: str | os.PathLike | Location,
+        *,
+        dumps: str = "latest",
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        skip_bad: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
     ):
         check_choice(dumps, DUMPS, "dumps")
-        self.path = Path(path)
+        self.path: ShardPath = shard_path(path, storage_options)
         self.dumps = dumps
         files = find_shard_files(self.path)
         if not files:
@@ -493,12 +738,19 @@ class Run:
 
 
 def open_run(
-    path: str | os.PathLike, *, dumps: str = "latest", max_bytes: int = DEFAULT_MAX_BYTES, skip_bad: bool = False
+    path: str | os.PathLike | Location,
+    *,
+    dumps: str = "latest",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    skip_bad: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Run:
-    """Open a run folder (or a step folder, or one shard file) lazily.
+    """Open a run folder (or a step folder, or one shard file, local or a URL) lazily.
 
     >>> run = open_run("eval_shards")          # doctest: +SKIP
     >>> for batch in run.iter_batches():       # doctest: +SKIP
     ...     print(batch.step, batch.arrays["images"].shape)
+    >>> open_run("s3://evals/run1", storage_options={"profile": "eval"}).steps   # doctest: +SKIP
+    [100, 200]
     """
-    return Run(path, dumps=dumps, max_bytes=max_bytes, skip_bad=skip_bad)
+    return Run(path, dumps=dumps, max_bytes=max_bytes, skip_bad=skip_bad, storage_options=storage_options)

@@ -8,6 +8,21 @@ Tag layout::
     metrics/top{k}_accuracy       top-k accuracy of a step
     metrics/confusion_matrix      the confusion matrix of a step, as an image
     pr_curve/{class name}         one precision-recall curve per class
+    {prefix}/{group}/{id}         an example with ``group_tags``: its true class, or ``right`` / ``wrong``
+    changes/fixed/{id}            ``changes``: an example right at this step, wrong at the one before
+    changes/broken/{id}           ``changes``: wrong at this step, right at the one before
+    summary/changes               ``changes``: Markdown table of what was fixed and broken, per class
+    summary/worst                 ``changes``: Markdown table of the step's worst examples
+    metrics/detection/{stat}      COCO box AP/AR of a step: mAP, AP50, AP75, APs, APm, APl, AR1, AR10,
+                                  AR100, ARs, ARm, ARl (``metrics.detection.STAT_NAMES``)
+    metrics/detection/AP/{class}  COCO box AP of one class
+    metrics/detection/mask_{stat} the same for instance masks (mask_mAP, mask_AP50, ...)
+    pr_curve/detection/{class}    one detection PR curve per class (IoU 0.5)
+    metrics/segmentation/pixel_accuracy, metrics/segmentation/mean_iou
+    metrics/segmentation/IoU/{class}   IoU of one class of the class maps
+
+Class name components are sanitised like ids but, all names being known up
+front, made distinct with the class index instead of a hash (``class_tags``).
 
 A per-example tag must be the same at every checkpoint so TensorBoard's step
 slider shows the same example evolving. ``{id}`` comes from the ``ids`` field
@@ -28,7 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -41,6 +56,13 @@ HASH_CHARS = 8
 ACCURACY_TAG = "metrics/accuracy"
 CONFUSION_MATRIX_TAG = "metrics/confusion_matrix"
 PR_CURVE_PREFIX = "pr_curve"
+DETECTION_PREFIX = "metrics/detection"
+DETECTION_AP_PREFIX = "metrics/detection/AP"
+DETECTION_PR_CURVE_PREFIX = "pr_curve/detection"
+SEGMENTATION_PREFIX = "metrics/segmentation"
+SEGMENTATION_IOU_PREFIX = "metrics/segmentation/IoU"
+PIXEL_ACCURACY_TAG = "metrics/segmentation/pixel_accuracy"
+MEAN_IOU_TAG = "metrics/segmentation/mean_iou"
 
 #: File name of a step's grid in ``render()`` output; an example id can never produce it.
 GRID_FILENAME = "grid.png"
@@ -184,7 +206,16 @@ def pr_curve_tags(num_classes: int, class_names: Sequence[str] | None = None) ->
     Class names are all known up front, so a clash after sanitising is resolved
     with the class index rather than a hash (``pr_curve/traffic_light``).
     """
-    tags: list[str] = []
+    return [f"{PR_CURVE_PREFIX}/{c}" for c in class_components(num_classes, class_names)]
+
+
+def class_components(num_classes: int, class_names: Sequence[str] | None = None) -> list[str]:
+    """One distinct tag component per class (``pr_curve/<c>``, ``examples/<c>/<id>``); unnamed: ``class_<k>``.
+
+    >>> class_components(3, ["traffic light", "traffic?light"])
+    ['traffic_light', 'traffic_light-1', 'class_2']
+    """
+    out: list[str] = []
     used: set[str] = set()
     for k in range(num_classes):
         name = class_names[k] if class_names is not None and k < len(class_names) else f"class_{k}"
@@ -193,8 +224,47 @@ def pr_curve_tags(num_classes: int, class_names: Sequence[str] | None = None) ->
         while candidate.lower() in used:
             candidate = f"{clean}-{k}" if candidate == clean else candidate + "_"
         used.add(candidate.lower())
-        tags.append(f"{PR_CURVE_PREFIX}/{candidate}")
+        out.append(candidate)
+    return out
+
+
+def detection_tag(stat: str, *, masks: bool = False) -> str:
+    """The tag of one COCO summary number of a step: box AP/AR, or with ``masks`` instance-mask AP/AR.
+
+    >>> detection_tag("mAP"), detection_tag("AP50", masks=True)
+    ('metrics/detection/mAP', 'metrics/detection/mask_AP50')
+    """
+    return f"{DETECTION_PREFIX}/{'mask_' if masks else ''}{stat}"
+
+
+def class_tags(prefix: str, class_ids: Iterable[int], class_names: Sequence[str] | None = None) -> dict[int, str]:
+    """``{class id: prefix/<name>}`` for ``class_ids``: distinct, and the same whichever ids a step holds.
+
+    Every name is made a component first (in order, as ``pr_curve_tags`` does),
+    so the tag of a class depends on the names only; ids beyond them are
+    ``class_<id>``.
+
+    >>> class_tags("metrics/detection/AP", [2, 0, 7], ["a/b", "cat", "a_b"])
+    {0: 'metrics/detection/AP/a_b', 2: 'metrics/detection/AP/a_b-2', 7: 'metrics/detection/AP/class_7'}
+    """
+    used: set[str] = set()
+    components = {k: _component(str(name), used, k) for k, name in enumerate(class_names or ())}
+    tags = {}
+    for k in sorted({int(i) for i in class_ids}):
+        if k not in components:
+            components[k] = _component(f"class_{k}", used, k)
+        tags[k] = f"{prefix}/{components[k]}"
     return tags
+
+
+def _component(name: str, used: set[str], k: int) -> str:
+    """A sanitised name not in ``used`` (case-insensitively): the class index is appended on a clash."""
+    clean, _ = _clean(name, MAX_ID_LENGTH)
+    candidate = clean
+    while candidate.lower() in used:
+        candidate = f"{clean}-{k}" if candidate == clean else candidate + "_"
+    used.add(candidate.lower())
+    return candidate
 
 
 class UniqueNames:
@@ -219,3 +289,67 @@ class UniqueNames:
             self.duplicates += 1
         self._used.add(candidate)
         return candidate
+
+
+# --------------------------------------------------------------------------- what changed, groups, descriptions
+
+CHANGES_PREFIX = "changes"
+#: The two kinds of change between consecutive steps (``changes/<kind>/<id>``).
+CHANGE_KINDS = ("fixed", "broken")
+SUMMARY_CHANGES_TAG = "summary/changes"
+SUMMARY_WORST_TAG = "summary/worst"
+#: Groups of ``group_tags="outcome"``; an example whose outcome cannot be read is in ``UNKNOWN_GROUP``.
+OUTCOME_GROUPS = ("right", "wrong")
+UNKNOWN_GROUP = "unknown"
+
+
+def change_tag(kind: str, name: str) -> str:
+    """The tag of one example that was fixed or broken at a step (``name`` from ``example_name``).
+
+    >>> change_tag("fixed", "cat-1")
+    'changes/fixed/cat-1'
+    """
+    if kind not in CHANGE_KINDS:
+        raise ConfigError(f"a change is one of {', '.join(CHANGE_KINDS)}, got {kind!r}")
+    return f"{CHANGES_PREFIX}/{kind}/{name}"
+
+
+def grouped_tag(prefix: str, group: str, name: str) -> str:
+    """The tag of an example in a group (a class component, ``right``/``wrong``, ``unknown``).
+
+    >>> grouped_tag("examples", "cat", "img7"), grouped_tag("examples", "wrong", "img7")
+    ('examples/cat/img7', 'examples/wrong/img7')
+    """
+    if not isinstance(group, str) or _UNSAFE.search(group) or group in ("", ".", ".."):
+        raise ConfigError(f"a tag group is one safe component (class_components makes them), got {group!r}")
+    return f"{check_prefix(prefix)}/{group}/{name}"
+
+
+def example_description(drawn_with: str, group: str | None = None) -> str:
+    """The card text (Markdown) of a per-example tag: what it shows and what drew it."""
+    where = f" Grouped under `{group}`." if group else ""
+    return (
+        "One eval example at every exported checkpoint (drag the step slider): the input with the prediction "
+        "drawn on it; the caption is the predicted class and score against the true class, green when right, "
+        f"red when wrong; predicted boxes in class colours, ground truth dashed.{where} {drawn_with}"
+    )
+
+
+def change_description(kind: str, drawn_with: str) -> str:
+    """The card text of a ``changes/<kind>/<id>`` tag."""
+    what = "wrong at the step before, right at this one" if kind == "fixed" else "right at the step before, wrong at this one"
+    return (
+        f"An example whose outcome changed ({kind}: {what}; for detection, fewer or more missed and false boxes, or "
+        "its AP moved). Left: the earlier checkpoint, right: this one, each headed with its step. Written only "
+        f"at the steps where it changed. {drawn_with}"
+    )
+
+
+SUMMARY_CHANGES_DESCRIPTION = (
+    "Per class, the examples fixed (wrong before, right now) and broken (right before, wrong now) since the "
+    "previous exported step, with their ids; their images are under changes/fixed and changes/broken."
+)
+SUMMARY_WORST_DESCRIPTION = (
+    "The step's worst examples: the most confidently wrong (classification), or the images with the most "
+    "missed and false boxes, then the lowest AP (detection)."
+)

@@ -2,7 +2,11 @@
 
 The caller's thread only slices and copies what is kept; concatenation and disk
 I/O happen on one background thread behind a bounded queue, so an eval loop
-never waits on the disk and memory stays bounded.
+never waits on the disk (or the network) and memory stays bounded.
+
+The folder may be a local path or any fsspec URL (``s3://bucket/evals/run1``):
+on a store each shard is written to a local temp file and uploaded whole under
+its final key (``shards.upload_shard``), the manifest last.
 """
 
 from __future__ import annotations
@@ -21,15 +25,27 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._checks import check_bool, check_choice, check_int, check_names, check_optional_int, check_type
+from ._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_names,
+    check_optional_int,
+    check_range,
+    check_type,
+    is_int,
+)
 from .errors import ConfigError, OutputError, WriterError
 from .manifest import Manifest
 from .odapi import to_canonical
 from .schema import (
     BOX_COORDS,
     BOX_FORMATS,
+    BOX_GROUPS,
+    CANONICAL_FIELDS,
     DEFAULT_BOX_COORDS,
     DEFAULT_BOX_FORMAT,
+    DEFAULT_MASK_BACKGROUND,
     IMAGE_LAYOUTS,
     BoxCoords,
     BoxFormat,
@@ -38,7 +54,9 @@ from .schema import (
     meta_from_mapping,
     step_dirname,
 )
-from .shards import as_field_array, new_dump_id, write_shard
+from .shards import as_array, as_field_array, new_dump_id, upload_shard, write_shard
+from .storage import DEFAULT_RETRY, Location, RetryPolicy, locate
+from .validation import check_arrays
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +75,8 @@ class WriterConfig:
     constructor (ConfigError), never in the middle of an evaluation.
 
     * ``class_names`` / ``mask_class_names``: id → name of ``labels``/boxes and of ``masks``.
+    * ``mask_background``: the ``masks`` id meaning "no class" (default 0; None: every id is a class).
+    * ``keypoint_names``, ``keypoint_edges``: what the P keypoints of a box are, and which pairs are joined.
     * ``box_format``, ``box_coords``: how ``boxes``/``gt_boxes`` are written (see ``schema``).
     * ``image_layout``, ``image_range``: how to read ``images`` when it cannot be guessed.
     * ``max_examples``: stop keeping examples after this many (None: keep all).
@@ -72,6 +92,9 @@ class WriterConfig:
 
     class_names: Sequence[str] | None = None
     mask_class_names: Sequence[str] | None = None
+    mask_background: int | None = DEFAULT_MASK_BACKGROUND
+    keypoint_names: Sequence[str] | None = None
+    keypoint_edges: Sequence[Sequence[int]] | None = None
     box_format: BoxFormat = DEFAULT_BOX_FORMAT
     box_coords: BoxCoords = DEFAULT_BOX_COORDS
     image_layout: ImageLayout | None = None
@@ -86,15 +109,18 @@ class WriterConfig:
 
     def __post_init__(self) -> None:
         set_ = functools.partial(object.__setattr__, self)  # frozen: normalised values go in this way
-        for name in ("class_names", "mask_class_names"):
+        for name in ("class_names", "mask_class_names", "keypoint_names"):
             if getattr(self, name) is not None:
                 set_(name, check_names(getattr(self, name), name))
+        check_optional_int(self.mask_background, "mask_background")
+        if self.keypoint_edges is not None:
+            set_("keypoint_edges", _keypoint_edges(self.keypoint_edges, self.keypoint_names))
         check_choice(self.box_format, BOX_FORMATS, "box_format")
         check_choice(self.box_coords, BOX_COORDS, "box_coords")
         if self.image_layout is not None:
             check_choice(self.image_layout, IMAGE_LAYOUTS, "image_layout")
         if self.image_range is not None:
-            set_("image_range", _value_range(self.image_range))
+            set_("image_range", check_range(self.image_range, "image_range"))
         check_optional_int(self.max_examples, "max_examples", minimum=0)
         check_int(self.examples_per_shard, "examples_per_shard", minimum=1)
         check_int(self.max_shard_bytes, "max_shard_bytes", minimum=1)
@@ -110,6 +136,9 @@ class WriterConfig:
             dump_id=dump_id,
             class_names=None if self.class_names is None else list(self.class_names),
             mask_class_names=None if self.mask_class_names is None else list(self.mask_class_names),
+            mask_background=None if self.mask_background is None else int(self.mask_background),
+            keypoint_names=None if self.keypoint_names is None else list(self.keypoint_names),
+            keypoint_edges=None if self.keypoint_edges is None else [list(e) for e in self.keypoint_edges],
             box_format=self.box_format,
             box_coords=self.box_coords,
             image_layout=self.image_layout,
@@ -119,14 +148,17 @@ class WriterConfig:
         )
 
 
-def _value_range(value: Any) -> tuple[float, float]:
+def _keypoint_edges(value: Any, names: Sequence[str] | None) -> tuple[tuple[int, int], ...]:
+    """``[[a, b], ...]`` keypoint index pairs as a tuple of int pairs, within ``names`` when given."""
     try:
-        lo, hi = (float(v) for v in value)
+        edges = tuple((a, b) for a, b in value)
     except (TypeError, ValueError):
-        raise ConfigError(f"image_range must be (low, high), got {value!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ConfigError(f"image_range (low, high) must be finite with low < high, got {value!r}")
-    return lo, hi
+        raise ConfigError(f"keypoint_edges must be a list of [a, b] keypoint index pairs, got {value!r}") from None
+    if isinstance(value, str) or not all(is_int(i) and 0 <= i < 2**31 for e in edges for i in e):
+        raise ConfigError(f"keypoint_edges must be a list of [a, b] pairs of keypoint indices >= 0, got {value!r}")
+    if names is not None and any(max(e) >= len(names) for e in edges):
+        raise ConfigError(f"keypoint_edges {value!r} joins a keypoint beyond the {len(names)} keypoint_names")
+    return tuple((int(a), int(b)) for a, b in edges)
 
 
 class ShardWriter:
@@ -140,10 +172,29 @@ class ShardWriter:
     ...     for images, labels, probs in batches:
     ...         w.add(images=images, labels=labels, probs=probs, pred_labels=probs.argmax(1))
 
+    ``directory`` may be an fsspec URL (``s3://evals/run1``, ``gs://...``), with
+    ``storage_options`` for its file system (credentials come from the
+    environment, never from here): each shard is uploaded whole, retried under
+    ``retry`` (``storage.RetryPolicy``), and a store that stays down is a
+    ``WriterError`` naming the URL (or, with ``on_error="drop"``, counted
+    drops). A scheme fsspec does not know is refused here, never made a local
+    folder named ``s3:``.
+
     The keywords are those of ``WriterConfig`` (or pass ``config=`` one);
     ``sources`` records where each field came from (the capture hooks fill it).
     ``add()`` also takes an Object Detection API dict as it comes
-    (``detection_boxes``, 1-based ``detection_classes``, ...; see ``exporter.odapi``).
+    (``detection_boxes``, 1-based ``detection_classes``, ...; see ``exporter.odapi``),
+    and detections the way detection code holds them: a list of per-image
+    arrays for ``boxes`` ((Mᵢ, 4) each), ``box_labels``, ``box_scores``,
+    ``instance_masks``, ``keypoints``, ``keypoint_scores`` (and ``gt_*``
+    alike) is padded to the batch's largest Mᵢ, with ``num_boxes`` /
+    ``gt_num_boxes`` filled in::
+
+        w.add(images=images, boxes=[b0, b1], box_labels=[l0, l1], box_scores=[s0, s1])
+
+    What ``export`` would refuse (class ids beyond the class names, negative
+    mask ids, inverted boxes...) is logged as a warning, once per field; it
+    never raises, so a doubtful batch never stops an evaluation.
 
     ``on_error="raise"`` (default) raises ``WriterError`` from the next ``add``
     or ``close`` after a failed write; ``on_error="drop"`` logs, counts the lost
@@ -152,16 +203,21 @@ class ShardWriter:
 
     def __init__(
         self,
-        directory: str | os.PathLike,
+        directory: str | os.PathLike | Location,
         *,
         step: int = 0,
         config: WriterConfig | None = None,
         sources: Mapping[str, str | None] | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
         **options: Any,
     ):
         self.step = check_int(step, "step", minimum=0)
         self.config = config = writer_config(config, options)
-        self.directory = Path(directory)
+        self.location = locate(directory, storage_options)  # an unknown scheme is refused here
+        self.retry = check_type(retry, RetryPolicy, "retry")
+        #: A local run folder is a Path (today's code path), a URL's is its Location.
+        self.directory: Path | Location = Path(self.location.path) if self.location.is_local else self.location
         self.dump_id = new_dump_id()
         self.step_dir = self.directory / step_dirname(self.step)
         self.max_examples = config.max_examples
@@ -174,14 +230,16 @@ class ShardWriter:
         self.kept = 0  # examples accepted (<= max_examples)
         self.written = 0  # examples in shards on disk
         self.dropped = 0  # examples lost to write errors under on_error="drop"
-        self.paths: list[Path] = []
+        self.paths: list[Path | Location] = []
         self._pending: list[tuple[dict[str, np.ndarray], bool]] = []  # (chunk, ours: False while a view of the caller's)
-        self._folder: tuple[int, int] | None = None  # (st_dev, st_ino) of step_dir once the first shard made it
+        self._folder: tuple[int, int] | None = None  # (st_dev, st_ino) of a local step_dir once the first shard made it
         self._folder_fd: int | None = None  # step_dir held open, see _check_folder
         self._pending_n = 0
         self._pending_bytes = 0
         self._signature: tuple | None = None
         self._shard_index = 0
+        self._check_meta = ShardMeta(shard_index=0, num_examples=0, **self._meta_template)
+        self._warned: set[str | None] = set()  # fields already warned about
         self._error: BaseException | None = None
         self._closed = False
         self._queue: queue.Queue = queue.Queue(maxsize=config.queue_size)
@@ -203,6 +261,7 @@ class ShardWriter:
         if not fields:
             raise ConfigError("add() needs at least one field, e.g. add(images=..., labels=...)")
         fields = to_canonical(fields)  # an Object Detection API dict is accepted as it comes
+        fields = pad_ragged(fields)  # per-image lists of boxes, labels, masks... as detection code holds them
         arrays = {name: as_field_array(name, value) for name, value in fields.items()}
         sizes = {name: a.shape[0] for name, a in arrays.items()}
         n = next(iter(sizes.values()))
@@ -217,6 +276,7 @@ class ShardWriter:
         signature = tuple(
             sorted((name, a.shape[1:], "U" if a.dtype.kind == "U" else a.dtype.str) for name, a in kept.items())
         )
+        self._warn_once(kept, k)
         if self._signature is not None and signature != self._signature:
             self._flush()  # a shard holds one shape per field: new image size → new shard
         self._signature = signature
@@ -289,6 +349,23 @@ class ShardWriter:
         """Copy the pending views of the caller's arrays (after ``add`` returns, the caller may write to them)."""
         self._pending = [(c if mine else {k: np.array(v) for k, v in c.items()}, True) for c, mine in self._pending]
 
+    def _warn_once(self, arrays: dict[str, np.ndarray], n: int) -> None:
+        """Log what validation would refuse in this batch, once per field; never raise (the eval must go on)."""
+        try:
+            problems = check_arrays(dataclasses.replace(self._check_meta, num_examples=n), arrays)
+        except Exception as exc:  # noqa: BLE001 - a check that fails must not stop the evaluation
+            problems = [(None, f"could not be checked ({type(exc).__name__}: {exc})")]
+        for field, message in problems:
+            if field in self._warned:
+                continue
+            self._warned.add(field)
+            what = f"field '{field}'" if field else "a batch"
+            log.warning(
+                "ShardWriter(%s): %s %s; validate and export will refuse shards holding it "
+                "(warned once per field)",
+                self.step_dir, what, message,
+            )
+
     def _flush(self, limit: int | None = None) -> None:
         """Hand up to ``limit`` pending examples to the writer thread as one shard.
 
@@ -332,7 +409,7 @@ class ShardWriter:
             try:
                 self._check_folder()
                 # chunks go straight into the members: no concatenated copy competing with the eval for CPU
-                self.paths.append(write_shard(self.step_dir, meta, chunks, compress=self.compress, create=False))
+                self.paths.append(self._write_shard(meta, chunks))
                 self.written += meta.num_examples
             except BaseException as exc:  # noqa: BLE001 - surfaced on the caller's thread
                 if self.on_error == "drop":
@@ -350,8 +427,11 @@ class ShardWriter:
         Creating it again would report success while the shards written before
         are gone with the old folder (someone removed the run, a cleanup job ran).
         The folder is held open, so a new one of the same name cannot reuse its
-        inode number and pass for it.
+        inode number and pass for it. A folder of an object store is only a
+        prefix of keys: nothing to check there.
         """
+        if not isinstance(self.step_dir, Path):
+            return
         if self._folder is None:
             self.step_dir.mkdir(parents=True, exist_ok=True)
             try:
@@ -374,6 +454,12 @@ class ShardWriter:
             "shard(s) written there before went with it); not writing into a new one",
             self.step_dir, errno.ENOENT,
         )
+
+    def _write_shard(self, meta: ShardMeta, chunks: list[dict[str, np.ndarray]]) -> Path | Location:
+        """One shard, whole: atomically into a local folder, or uploaded under its final key."""
+        if isinstance(self.step_dir, Path):  # made by _check_folder, never made again
+            return write_shard(self.step_dir, meta, chunks, compress=self.compress, create=False)
+        return upload_shard(self.step_dir, meta, chunks, compress=self.compress, retry=self.retry)
 
     def _raise_pending_error(self) -> None:
         if self._error is not None:
@@ -400,6 +486,108 @@ class ShardWriter:
             if self.on_error == "raise":
                 raise WriterError(f"writing the dump manifest {path} failed: {exc}") from exc
             log.warning("ShardWriter: could not write the dump manifest %s: %s", path, exc)
+
+
+#: What the writer pads a per-image list with: padding rows are never drawn or counted (beyond num_boxes).
+_PAD_VALUES = {"box_labels": -1, "gt_box_labels": -1, "keypoints": np.nan, "gt_keypoints": np.nan}
+#: What one image without boxes is, when it comes as ``[]``: a row shape and dtype for each field kind.
+_EMPTY_ROWS = {
+    "box": ((4,), np.float32),
+    "point": ((0, 2), np.float32),
+    "float": ((0,), np.float32),  # keypoint_scores; box_scores has no trailing dims (rank 2)
+    "binary": ((0, 0), np.bool_),
+    "int": ((), np.int64),
+}
+
+
+def pad_ragged(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Per-image lists of the box fields → batch-major arrays padded to the batch's largest box count.
+
+    A list (or tuple) given for a box field (``schema.BOX_GROUPS``: ``boxes``,
+    ``box_labels``, ``box_scores``, ``instance_masks``, ``keypoints``,
+    ``keypoint_scores``, and the ``gt_*`` ones) holds one array per image, Mᵢ
+    rows each. All fields of one group pad to the same M: labels with -1,
+    keypoints with NaN, the rest with 0. The count field (``num_boxes``,
+    ``gt_num_boxes``) is filled with the Mᵢ; one the caller gives is kept, and
+    may be smaller (rows beyond it are padding the caller made).
+
+    >>> out = pad_ragged({"boxes": [np.ones((2, 4)), np.ones((0, 4))], "box_labels": [[3, 1], []]})
+    >>> out["boxes"].shape, out["box_labels"].tolist(), out["num_boxes"].tolist()
+    ((2, 2, 4), [[3, 1], [-1, -1]], [2, 0])
+    """
+    out = dict(fields)
+    for boxes, (count, parallel) in BOX_GROUPS.items():
+        group = [name for name in (boxes, *parallel) if isinstance(fields.get(name), (list, tuple))]
+        if not group:
+            continue
+        dense = [name for name in (boxes, *parallel) if name in fields and name not in group]
+        if dense:
+            raise ConfigError(
+                f"field '{group[0]}' is a list of per-image arrays, so '{dense[0]}' must be one too "
+                f"(got {type(fields[dense[0]]).__name__}); give every field of the group the same way"
+            )
+        per_image = {name: [_row_array(name, i, v) for i, v in enumerate(fields[name])] for name in group}
+        sizes = {name: [len(a) for a in arrays] for name, arrays in per_image.items()}
+        first = group[0]
+        for name in group[1:]:
+            if sizes[name] != sizes[first]:
+                raise ConfigError(
+                    f"fields '{first}' and '{name}' must hold as many rows per image, got {sizes[first]} and {sizes[name]}"
+                )
+        lengths = sizes[first]
+        m = max(lengths, default=0)
+        for name, arrays in per_image.items():
+            out[name] = _pad(name, arrays, m)
+        if fields.get(count) is None:
+            out[count] = np.array(lengths, dtype=np.int32)
+        else:
+            given = as_array(count, fields[count])
+            if given.shape != (len(lengths),) or np.any(given > np.array(lengths)):
+                raise ConfigError(
+                    f"field '{count}' {given.tolist()} does not fit '{first}', whose images hold {lengths} rows"
+                )
+    return out
+
+
+def _row_array(name: str, index: int, value: Any) -> np.ndarray:
+    """One image's rows of a box field, with the rank the field has without its batch axis."""
+    spec = CANONICAL_FIELDS[name]
+    rank = spec.ranks[0] - 1
+    if isinstance(value, (list, tuple)) and not value:  # an image without boxes
+        trailing, dtype = _EMPTY_ROWS[spec.kind]
+        return np.zeros((0, *trailing[: rank - 1]), dtype=dtype)
+    arr = as_array(f"{name}[{index}]", value)
+    if arr.ndim == rank + 1 and spec.kind == "binary" and arr.shape[1] == 1:
+        arr = arr[:, 0]  # (M, 1, H, W), as Mask R-CNN returns them
+    if arr.ndim != rank:
+        raise ConfigError(
+            f"field '{name}' is a list of per-image arrays, each with {rank} dims "
+            f"({spec.doc} without N), but item {index} has shape {arr.shape}"
+        )
+    return arr
+
+
+def _pad(name: str, arrays: list[np.ndarray], m: int) -> np.ndarray:
+    """Stack per-image rows into (N, m, ...), padding each image's rows beyond its own count."""
+    spec = CANONICAL_FIELDS[name]
+    filled = [a for a in arrays if len(a)]
+    pool = filled or arrays
+    shapes = {a.shape[1:] for a in pool}
+    if not filled:  # no image has a row: any row shape will do, the largest keeps (H, W) of empty masks
+        shapes = {max(shapes, default=_EMPTY_ROWS[spec.kind][0][: spec.ranks[0] - 2])}
+    if len(shapes) > 1:
+        raise ConfigError(f"field '{name}': the per-image arrays differ beyond their row count: {sorted(shapes)}")
+    dtype = np.result_type(*pool) if pool else np.dtype(_EMPTY_ROWS[spec.kind][1])
+    pad = _PAD_VALUES.get(name, 0)
+    if isinstance(pad, float):
+        dtype = np.result_type(dtype, np.float32)  # NaN needs floats
+    elif pad == -1 and dtype.kind in "ub":
+        dtype = np.result_type(dtype, np.int8)
+    out = np.full((len(arrays), m, *shapes.pop()), pad, dtype=dtype)
+    for i, a in enumerate(arrays):
+        if len(a):
+            out[i, : len(a)] = a
+    return out
 
 
 def writer_config(config: WriterConfig | None, options: Mapping[str, Any]) -> WriterConfig:

@@ -14,7 +14,7 @@ What is bad and what is not (the README's "Shard format v1" is the spec):
   of the wrong rank, dtype, leading N or values (class ids outside ``class_names``, boxes inverted or
   outside 0..1 when normalized, ``num_boxes`` outside 0..M, NaN/inf scores or box coordinates,
   images with no 1/3/4-channel axis or an empty side).
-* **not bad** (valid, exported): NaN/inf pixels (drawn black/white); any id text — path-like,
+* **not bad** (valid, exported): NaN/inf pixels (drawn magenta; validate warns); any id text — path-like,
   absolute, ``C:\\``, NUL, emoji, empty, ``..``, 5000 characters, duplicated — (the tags module
   sanitises it); a newer minor version (warning, unknown keys kept); names that are not canonical,
   misspellings included (``image``, ``lables``): the spec makes every identifier-like name an
@@ -911,7 +911,7 @@ CASES: list[Case] = [
         "images_nan_inf",
         variant(images=np.array([[[[np.nan, np.inf, -np.inf]] * 8] * 8] * 2, np.float32)),
         (),
-        "NaN/inf pixels are drawn (black, white, black), not refused",
+        "NaN/inf pixels are drawn (magenta), not refused; validate warns on stderr",
     ),
     Case("images_chw_uint16", variant(images=np.zeros((2, 3, 8, 8), np.uint16)), (), "(N, C, H, W) 16-bit"),
     Case(

@@ -108,3 +108,36 @@ def write_run(
         with ShardWriter(root, step=step, class_names=class_names, **writer_kwargs) as w:
             w.add(**arrays)
     return root
+
+
+def write_outcomes(
+    root: str | os.PathLike,
+    preds: dict[int, Sequence[int]],
+    labels: Sequence[int],
+    *,
+    ids: Sequence[Any] | None = None,
+    class_names: Sequence[str] | None = CLASS_NAMES,
+    image_shape: tuple[int, int] = (16, 16),
+    **writer_kwargs: Any,
+) -> Path:
+    """A classification run whose outcomes are given: ``preds[step]`` predicted for ``labels`` at each step.
+
+    The images are the same noise at every step (seeded by the example count), so only the
+    predictions change between steps: the flips wrong → right and right → wrong are exactly those
+    of ``preds``. Scores are 0.5 + position / (2 n), distinct per example. ``ids`` default to
+    ``id000``...; pass ``ids=()`` for none.
+    """
+    root = Path(root)
+    n = len(labels)
+    rng = np.random.default_rng(n)
+    images = rng.integers(0, 256, (n, *image_shape, 3), dtype=np.uint8)
+    fields: dict[str, Any] = {"images": images, "labels": np.asarray(labels, np.int64)}
+    if ids is None:
+        ids = [f"id{i:03d}" for i in range(n)]
+    if len(ids):
+        fields["ids"] = np.array(list(ids))
+    for step, p in preds.items():
+        scores = (0.5 + np.arange(n) / (2 * n)).astype(np.float32)
+        with ShardWriter(root, step=step, class_names=class_names, **writer_kwargs) as w:
+            w.add(**fields, pred_labels=np.asarray(p, np.int64), pred_scores=scores)
+    return root

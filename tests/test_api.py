@@ -15,6 +15,7 @@ from exporter._lock import LOCK_FILE
 from exporter.api import ExportOptions, RunSummary, export, inspect, render, validate
 from exporter.errors import ConfigError, NothingExportedError, RunNotFoundError, ShardFieldError, ShardFormatError
 from exporter.render import ReadOptions, RenderOptions, render_example
+from exporter.schema import FORMAT_VERSION
 from exporter.shards import find_shard_files
 from exporter.tensorboard import EVENT_FILE_SUFFIX
 from exporter.writer import ShardWriter
@@ -74,7 +75,13 @@ def test_export_writes_one_tag_per_example_with_steps_ascending(exported, run_di
     assert all("/" not in t.split("/", 1)[1] for t in example_tags)
     assert report.steps == list(STEPS)
     assert report.images == len(expected) * len(STEPS)
-    assert report.tags == len(expected) + 2 + K  # + accuracy, top-5, one PR curve per class
+    # the run has boxes and class maps too: their scalars and curves are tested in tests/test_export_metrics.py
+    boxes_and_maps = [
+        t for t in acc.Tags()["scalars"] + acc.Tags()["tensors"]
+        if t.startswith(("metrics/detection/", "metrics/segmentation/", "pr_curve/detection/"))
+    ]  # fmt: skip
+    assert "metrics/detection/mAP" in boxes_and_maps and "metrics/segmentation/mean_iou" in boxes_and_maps
+    assert report.tags == len(expected) + 2 + K + len(boxes_and_maps)  # + accuracy, top-5, one PR curve per class
     assert report.bad == [] and report.warnings == []
     assert report.tensorboard_command == f"tensorboard --logdir {report.logdir}"
 
@@ -122,7 +129,8 @@ def test_pr_curve_per_class_and_a_confusion_matrix_per_step(exported):
     from tensorboard.util import tensor_util
 
     _, acc = exported
-    assert sorted(acc.Tags()["tensors"]) == sorted(f"pr_curve/{c}" for c in CLASSES)
+    classification = [t for t in acc.Tags()["tensors"] if not t.startswith("pr_curve/detection/")]
+    assert sorted(classification) == sorted(f"pr_curve/{c}" for c in CLASSES)
     curves = acc.Tensors("pr_curve/dog")
     assert [c.step for c in curves] == list(STEPS)
     tp = tensor_util.make_ndarray(curves[0].tensor_proto)[0]
@@ -327,7 +335,7 @@ def test_inspect_reads_at_a_glance(run_dir):
     assert summary.steps == list(STEPS) and summary.examples_per_step == dict.fromkeys(STEPS, N)
     assert summary.shards_per_step == dict.fromkeys(STEPS, 2) and summary.incomplete == []
     text = str(summary)
-    needles = ("steps: 3, shards: 6, examples: 18", "u1[?,24,32,3]", "classes (7): cat, dog", "1.0", "yxyx normalized")
+    needles = ("steps: 3, shards: 6, examples: 18", "u1[?,24,32,3]", "classes (7): cat, dog", FORMAT_VERSION, "yxyx normalized")
     for needle in needles:
         assert needle in text, needle
 

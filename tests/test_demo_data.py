@@ -147,7 +147,7 @@ def test_label_is_the_class_of_the_largest_shape(n, size, max_shapes, seed):
 
 def test_images_show_bright_shapes_on_a_dark_background():
     data = make_shapes(32, seed=1)
-    for image, mask in zip(data["images"], data["gt_masks"]):
+    for image, mask in zip(data["images"], data["gt_masks"], strict=True):
         brightest = image.max(axis=-1).astype(int)
         assert np.median(brightest[mask > 0]) > 150
         assert np.median(brightest[mask == 0]) < 90

@@ -13,8 +13,9 @@ import exporter
 from exporter import ShardWriter, open_run
 from exporter.demo import CLASS_NAMES, make_shapes
 from exporter.errors import ConfigError, RenderError, RunNotFoundError
-from exporter.examples import Examples, _header, compare
-from exporter.render import ReadOptions, RenderOptions, render_example, render_grid
+from exporter.examples import Examples, compare
+from exporter.render import GRID_CELL, ReadOptions, RenderOptions, render_example, render_grid
+from exporter.render.sheets import header as _header  # compare's column titles
 from exporter.select import Selection
 from exporter.shards import Shard
 
@@ -215,11 +216,11 @@ def test_render_uses_the_shard_metadata_like_export(runs):
 
 def test_grid_size_and_cap(runs):
     ex = runs["a"].examples(step=1)
-    cells = [ex.render(i) for i in range(6)]
+    cells = [ex.render(i, display_size=GRID_CELL) for i in range(6)]  # cells are drawn for the size they are shown at
     assert same(ex.grid(cols=3, max_examples=6), render_grid(cells, cols=3))
     sheet = ex.grid(cols=4, max_examples=5)
     assert sheet.width == 4 * 128 + 5 * 4  # 64 px images drawn at 128 px, 4 px padding
-    assert same(ex.grid(), render_grid([ex.render(i) for i in range(N)]))  # default: all, in a square
+    assert same(ex.grid(), render_grid([ex.render(i, display_size=GRID_CELL) for i in range(N)]))  # all, a square
     with pytest.raises(ConfigError, match="max_examples must be an integer >= 1"):
         ex.grid(max_examples=0)
     empty = ex.select(classes=[99])
@@ -249,7 +250,7 @@ def test_a_step_without_images_says_so(runs):
 def expected_compare(a, b, pairs, left, right):
     cells = [_header(left), _header(right)]
     for i, j in pairs:
-        cells += [a.render(i), b.render(j)]
+        cells += [a.render(i, display_size=GRID_CELL), b.render(j, display_size=GRID_CELL)]
     return render_grid(cells, cols=2)
 
 

@@ -374,7 +374,7 @@ render_options = st.fixed_dictionaries(
         "value_range": st.none() | st.just("minmax") | st.tuples(_FLOATS, _FLOATS),
         "mean": st.none() | _FLOATS | st.lists(_FLOATS, max_size=4),
         "std": st.none() | _FLOATS | st.lists(_FLOATS, max_size=4),
-        "background_class": st.none() | st.integers(-2, 3),
+        "mask_background": st.none() | st.just("none") | st.integers(-2, 3) | st.just("0"),
         "draw_gt": st.booleans(),
         "draw_caption": st.booleans(),
     },

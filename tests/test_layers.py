@@ -16,13 +16,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "exporter"
 
 #: Bottom to top. A module may import modules of its own layer or below, never above.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("base", {"errors", "_checks", "_files", "_lock", "_procs", "_version", "schema", "tags", "odapi"}),
+    ("base", {"errors", "_checks", "_files", "_lock", "_procs", "_version", "schema", "storage", "tags", "odapi"}),
     ("format", {"shards", "manifest", "validation", "writer"}),
     ("render", {"render"}),
-    ("tensorboard", {"tensorboard"}),
-    ("pipeline", {"metrics", "select", "options", "_incremental", "_pipeline"}),
-    ("library", {"api"}),
-    ("faces", {"examples", "views", "cli", "demo", "bench", "capture", "__init__", "__main__"}),
+    ("tensorboard", {"png", "tensorboard"}),
+    ("pipeline", {"metrics", "select", "options", "_incremental", "_pipeline", "_remote", "changes"}),
+    ("library", {"api", "distributed"}),
+    ("faces", {"examples", "views", "cli", "demo", "bench", "capture", "coco", "__init__", "__main__"}),
 ]
 
 

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.errors import ConfigError
+from exporter.metrics.images import ImageStats
 from exporter.select import Selection
 
 CLASSES = ["cat", "dog", "owl"]
@@ -277,3 +278,87 @@ def test_cuts_keep_a_subset_of_the_filtered_examples(a, k, per_class, limit):
         assert got == sorted(got)  # step order
     else:
         assert list(SCORES[got]) == sorted(SCORES[got], reverse=True)
+
+
+# --------------------------------------------------------------------------- detector conditions
+
+# Six images: matches at some IoU, per-image AP, mean best IoU and the classes of their boxes, made by hand.
+STATS = ImageStats(
+    6,
+    tp=np.array([1, 0, 0, 1, 1, 0]),
+    fp=np.array([0, 0, 1, 0, 1, 0]),
+    missed=np.array([0, 1, 0, 0, 1, 0]),
+    ap=np.array([1.0, 0.0, 0.0, 0.5, 0.25, np.nan]),
+    best_iou=np.array([1.0, 0.0, np.nan, 0.72, 0.5, np.nan]),
+    class_image=np.array([0, 1, 2, 3, 4, 4]),
+    class_id=np.array([0, 0, 1, 1, 0, 2]),
+)
+BOX_IDS = {"ids": np.array(list("abcdef"))}
+
+
+@pytest.mark.parametrize(
+    "selection, expected",
+    [
+        (Selection(any_missed=True), [1, 4]),
+        (Selection(any_false_positive=True), [2, 4]),
+        (Selection(any_false_positive=True, any_missed=True), [4]),
+        (Selection(box_classes="owl"), [4]),
+        (Selection(box_classes=[1, "owl"]), [2, 3, 4]),
+        (Selection(worst=3), [1, 2, 4]),  # ranked by AP, ties in step order
+        (Selection(worst=10), [1, 2, 4, 3, 0, 5]),  # nothing to measure: last
+        (Selection(worst=2, worst_by="iou"), [1, 4]),
+        (Selection(worst=2, worst_by="ap", box_classes="cat"), [1, 4]),
+        (Selection(any_missed=True, ids=["e", "a"]), [4]),
+        (Selection(worst=3, limit=2), [1, 2]),
+        (Selection(any_missed=True) & Selection(box_classes="cat"), [1, 4]),
+    ],
+)
+def test_detector_conditions(selection, expected):
+    assert selection.select(BOX_IDS, CLASSES, stats=STATS).tolist() == expected
+    assert selection.ranked == (selection.worst is not None)
+
+
+def test_detector_conditions_read_the_stats_they_name():
+    assert Selection(any_missed=True).image_stats == {"counts"}
+    assert Selection(worst=2).image_stats == {"ap"} and Selection(worst=2, worst_by="iou").image_stats == {"best_iou"}
+    assert Selection(box_classes=[0]).image_stats == {"classes"} and Selection(limit=1).image_stats == frozenset()
+    boxes = {"boxes", "box_labels", "box_scores", "num_boxes", "gt_boxes", "gt_box_labels", "gt_num_boxes"}
+    assert Selection(any_false_positive=True).fields == boxes and Selection(misclassified=True).fields & boxes == set()
+    # only the parts asked for need be there
+    assert Selection(any_missed=True).select({}, n=6, stats=ImageStats(6, **{k: getattr(STATS, k) for k in ("tp", "fp", "missed")})).tolist() == [1, 4]
+
+
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (
+            lambda: Selection(any_missed=True).select({"boxes": np.zeros((6, 1, 4)), "gt_boxes": np.zeros((6, 1, 4))}),
+            r"pass stats= \(exporter.metrics.images.image_stats\)",
+        ),
+        (lambda: Selection(worst=2).select({}, n=5, stats=STATS), r"n=5 but the fields of the input hold 6 examples"),
+        (lambda: Selection(worst=2, ids=["a"]).select(BOX_IDS, stats=ImageStats(5, ap=np.zeros(5))), r"different lengths"),
+        (lambda: Selection(worst=2).select({}, n=6, stats=ImageStats(6)), r"stats were computed without 'ap'"),
+        (lambda: Selection(box_classes="cta").select(BOX_IDS, CLASSES, stats=STATS), r"unknown class name 'cta'"),
+        (lambda: Selection(any_missed=True).check({"images", "labels"}), r"any_missed needs 'boxes' and 'gt_boxes'; the input has: images, labels"),
+        (lambda: Selection(box_classes=[0]).check({"boxes"}), r"box_classes needs 'box_labels' or 'gt_box_labels'; the input has: boxes"),
+        (lambda: Selection(worst=2, most_confident_wrong=2), r"most_confident_wrong and worst both rank the examples"),
+        (lambda: Selection(worst_by="iou"), r"worst_by='iou' says how worst=k ranks, but worst is not set"),
+        (lambda: Selection(worst=1, worst_by="area"), r"worst_by must be one of ap, iou, got 'area'"),
+        (lambda: Selection(match_iou=0), r"match_iou must be > 0.0 and <= 1.0, got 0"),
+        (lambda: Selection(any_missed=1), r"any_missed must be True or False, got 1"),
+        (lambda: Selection(match_iou=0.5) & Selection(match_iou=0.7), r"cannot combine match_iou=0.5 with match_iou=0.7"),
+        (lambda: Selection(box_classes=["cat"]) & Selection(box_classes=[0]), r"give both as names or both as ids"),
+    ],
+)
+def test_detector_condition_errors(call, error):
+    with pytest.raises(ConfigError, match=error):
+        call()
+
+
+def test_detector_conditions_compose_and_print():
+    a = Selection(any_missed=True, match_iou=0.3, min_box_score=0.2, worst=5)
+    b = Selection(box_classes=["cat", "owl"], min_box_score=0.4, worst=3, worst_by="ap")
+    both = a & b
+    assert both == b & a
+    assert (both.match_iou, both.min_box_score, both.worst, both.worst_by, both.box_classes) == (0.3, 0.4, 3, "ap", ("cat", "owl"))
+    assert repr(Selection(any_false_positive=True, worst=2)) == "Selection(any_false_positive=True, worst=2)"

@@ -18,7 +18,7 @@ from exporter import (
     open_run,
     validate_shard,
 )
-from exporter.schema import META_KEY, ShardMeta
+from exporter.schema import FORMAT_VERSION, META_KEY, ShardMeta
 from exporter.shards import Shard, find_shard_files
 
 
@@ -47,7 +47,7 @@ def test_plain_numpy_load_reads_a_shard_without_pickle(tmp_path):
         meta = json.loads(str(npz[META_KEY]))
         assert sorted(npz.files) == sorted(["images", "labels", META_KEY])
         assert npz["images"].shape == (2, 4, 4, 3)
-    assert meta["format"] == "summary-exporter/shard" and meta["format_version"] == "1.0"
+    assert meta["format"] == "summary-exporter/shard" and meta["format_version"] == FORMAT_VERSION
     for key in ("step", "created", "sources", "class_names", "box_format", "box_coords", "image_layout", "image_range", "versions"):
         assert key in meta, key
 
@@ -115,7 +115,7 @@ def test_pickled_array_is_never_unpickled(tmp_path):
         def __reduce__(self):
             return (open, (str(marker), "w"))
 
-    arrays = {k: v for k, v in np.load(path).items()}
+    arrays = dict(np.load(path).items())
     arrays["evil"] = np.array([Evil()], dtype=object)
     np.savez(path, **arrays)
     with pytest.raises(ShardFormatError, match="never load pickles"):

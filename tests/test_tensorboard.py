@@ -23,7 +23,7 @@ from exporter.tensorboard import (
     png_encoder_name,
 )
 
-PNG_ENCODERS = ["pillow"] + (["fpng"] if fpng_available() else [])
+PNG_ENCODERS = ["numpy", "pillow"] + (["fpng"] if fpng_available() else [])
 
 
 # --------------------------------------------------------------------------- encode_image
@@ -66,7 +66,7 @@ def test_jpeg_keeps_size_and_roughly_the_colours():
         (np.zeros((4, 4, 2), np.uint8), {}, r"\(H, W, 1\|3\|4\)"),
         (np.zeros((2, 4, 4, 3), np.uint8), {}, "uint8 .*array"),
         (np.zeros((4, 4, 3), np.uint8), {"fmt": "gif"}, "png, jpeg"),
-        (np.zeros((4, 4, 3), np.uint8), {"png_encoder": "zlib"}, "auto, fpng, pillow"),
+        (np.zeros((4, 4, 3), np.uint8), {"png_encoder": "zlib"}, "auto, numpy, pillow, fpng"),
     ],
 )
 def test_encode_image_refuses_what_it_cannot_encode(image, kwargs, match):
@@ -74,9 +74,18 @@ def test_encode_image_refuses_what_it_cannot_encode(image, kwargs, match):
         encode_image(image, **kwargs)
 
 
-def test_auto_encoder_prefers_fpng_when_installed():
-    assert png_encoder_name("auto") == ("fpng" if fpng_available() else "pillow")
+def test_auto_encoder_is_the_numpy_writer_whatever_is_installed():
+    assert png_encoder_name("auto") == "numpy"  # fpng, when installed, only on request
     assert png_encoder_name("pillow") == "pillow"
+
+
+def test_fpng_asked_for_but_missing_names_its_extra(monkeypatch):
+    from exporter import tensorboard
+    from exporter.errors import MissingDependencyError
+
+    monkeypatch.setattr(tensorboard, "_fpng", lambda: None)
+    with pytest.raises(MissingDependencyError, match=r"summary-exporter\[fpng\]"):
+        encode_image(np.zeros((2, 2, 3), np.uint8), png_encoder="fpng")
 
 
 @settings(max_examples=25, deadline=None)
@@ -332,3 +341,55 @@ def test_file_names_differ_where_case_folds_and_lowercase_ones_are_kept(example_
     assert tags.safe_filename(example_id.lower()) != name or example_id == example_id.lower()
     folded = {tags.safe_filename(i).lower() for i in ("cat_001", "Cat_001", "CAT_001", "cAt_001")}
     assert len(folded) == 4
+
+
+# --------------------------------------------------------------------------- text, descriptions, change tags
+
+
+def test_add_text_writes_the_text_plugins_string_tensor(tmp_path):
+    with EventWriter(tmp_path) as w:
+        for step in range(12):
+            w.add_text("summary/changes", f"| a | b |\n|---|---|\n| {step} | é |", step=step, walltime=1.0, description="what")
+        w.install()
+        assert w.samples_needed() == {"text": 12}
+        (warning,) = w.sample_warnings()
+        assert "--samples_per_plugin text=12" in warning
+    acc = read_events(tmp_path)
+    assert acc.Tags()["tensors"] == ["summary/changes"]
+    events = acc.Tensors("summary/changes")
+    assert [e.step for e in events] == list(range(12))
+    proto = events[3].tensor_proto
+    assert proto.dtype == 7 and not proto.tensor_shape.dim  # DT_STRING, a scalar: drawn as Markdown, not a 1-cell table
+    assert proto.string_val[0].decode() == "| a | b |\n|---|---|\n| 3 | é |"
+    meta = acc.SummaryMetadata("summary/changes")
+    assert meta.plugin_data.plugin_name == "text" and meta.summary_description == "what"
+
+
+def test_add_text_refuses_what_is_not_text(tmp_path):
+    with EventWriter(tmp_path) as w, pytest.raises(ConfigError, match="must be a str"):
+        w.add_text("summary/x", b"bytes", step=1)
+
+
+def test_an_image_description_goes_with_the_first_event_of_its_tag(tmp_path):
+    data = encode_image(np.zeros((4, 4, 3), np.uint8))
+    with EventWriter(tmp_path) as w:
+        for step in (1, 2):
+            w.add_image("examples/a", data, height=4, width=4, step=step, description="card text")
+        w.add_image("examples/b", data, height=4, width=4, step=2)
+        w.install()
+    acc = read_events(tmp_path)
+    assert [e.step for e in acc.Images("examples/a")] == [1, 2]
+    assert acc.SummaryMetadata("examples/a").summary_description == "card text"
+    with pytest.raises(KeyError):  # no description, no metadata: the plain image summary of before
+        acc.SummaryMetadata("examples/b")
+
+
+def test_change_and_group_tags():
+    assert tags.change_tag("broken", "x") == "changes/broken/x"
+    assert tags.grouped_tag("eval/examples", "right", "x") == "eval/examples/right/x"
+    assert tags.class_components(2, ["cat", "cat"]) == ["cat", "cat-1"]
+    assert tags.pr_curve_tags(2, ["cat", "cat"]) == ["pr_curve/cat", "pr_curve/cat-1"]
+    with pytest.raises(ConfigError, match="fixed, broken"):
+        tags.change_tag("moved", "x")
+    with pytest.raises(ConfigError, match="one safe component"):
+        tags.grouped_tag("examples", "a/b", "x")

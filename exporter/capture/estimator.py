@@ -22,6 +22,7 @@ import tensorflow as tf
 from .._checks import check_int
 from ..errors import ConfigError
 from ..schema import check_field_name
+from ..storage import locate
 from ..writer import ShardWriter, WriterConfig, writer_config
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ class EvalDumpHook(tf.compat.v1.train.SessionRunHook):
     the graph's global step (the checkpoint's), or ``step`` when given (an int,
     or a callable returning one, for graphs without a global step).
     Eval steps dumped: 0, n, 2n, ... counted from the start of each evaluation.
+    ``directory`` may be an fsspec URL (``s3://evals/run1``) with
+    ``storage_options`` for its file system; each shard is then uploaded whole
+    by the writer's thread (see ``ShardWriter``).
     """
 
     def __init__(
@@ -54,6 +58,7 @@ class EvalDumpHook(tf.compat.v1.train.SessionRunHook):
         every_n_steps: int = 1,
         step: int | Callable[[], int] | None = None,
         config: WriterConfig | None = None,
+        storage_options: Mapping[str, Any] | None = None,
         **writer_options: Any,
     ):
         if not tensors:
@@ -66,6 +71,7 @@ class EvalDumpHook(tf.compat.v1.train.SessionRunHook):
         # every writer option is checked now, not at the first eval batch
         self.config = writer_config(config, writer_options)
         self.directory = directory
+        self.location = locate(directory, storage_options)  # a URL's scheme is checked now, not at the first dump
         self.tensors = dict(tensors)
         self.max_examples = self.config.max_examples
         self._step = step
@@ -107,7 +113,7 @@ class EvalDumpHook(tf.compat.v1.train.SessionRunHook):
             step = self._step() if callable(self._step) else self._step
             if step is None:
                 step = int(global_step)
-            self.writer = ShardWriter(self.directory, step=int(step), config=self.config, sources=self._sources)
+            self.writer = ShardWriter(self.location, step=int(step), config=self.config, sources=self._sources)
             self.writers.append(self.writer)
         self.writer.add_batch(results, copy=False)  # session.run returns fresh arrays: no copy needed
         if self.writer.full:

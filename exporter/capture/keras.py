@@ -28,6 +28,7 @@ import numpy as np
 from .._checks import check_choice, check_int
 from ..errors import ConfigError
 from ..odapi import to_canonical
+from ..storage import locate
 from ..writer import ShardWriter, WriterConfig, writer_config
 
 FieldsFn = Callable[[Any, Any, Any], Mapping[str, Any]]
@@ -88,7 +89,8 @@ class EvalDumpCallback(keras.callbacks.Callback):
     ``fields_fn(x, y, y_pred) -> {field: array}`` maps a batch to canonical fields; the default
     suits softmax classifiers. ``writer_options`` are those of ``exporter.WriterConfig``
     (``class_names``, ``box_format``, ``on_error``...), checked here. An Object Detection API style output dict is mapped by
-    ``exporter.odapi.to_canonical`` when ``fields_fn`` returns one.
+    ``exporter.odapi.to_canonical`` when ``fields_fn`` returns one. ``directory`` may be an fsspec
+    URL (``s3://evals/run1``) with ``storage_options`` for its file system (see ``ShardWriter``).
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class EvalDumpCallback(keras.callbacks.Callback):
         step: str = "iterations",
         every_n_evals: int = 1,
         config: WriterConfig | None = None,
+        storage_options: Mapping[str, Any] | None = None,
         **writer_options: Any,
     ):
         super().__init__()
@@ -116,6 +119,7 @@ class EvalDumpCallback(keras.callbacks.Callback):
         # every writer option is checked now, not at the end of the first evaluation
         self.config = writer_config(config, writer_options)
         self.directory = directory
+        self.location = locate(directory, storage_options)  # a URL's scheme is checked now, not at the first dump
         self.data = data
         self.fields_fn = fields_fn or default_fields
         self.step_mode = step
@@ -143,7 +147,7 @@ class EvalDumpCallback(keras.callbacks.Callback):
 
     def dump(self, step: int) -> ShardWriter:
         """Run the model on the sample and write one dump at ``step`` (also callable by hand)."""
-        writer = ShardWriter(self.directory, step=step, config=self.config)
+        writer = ShardWriter(self.location, step=step, config=self.config)
         self.writers.append(writer)
         offset = 0
         with writer:

@@ -6,7 +6,12 @@ Modules:
 * ``detection``: COCO-style box and instance-mask AP/AR (``DetectionEvaluator``),
   equal to pycocotools' ``COCOeval`` without needing pycocotools;
 * ``segmentation``: pixel accuracy and IoU of semantic class maps from one
-  confusion matrix (``SegmentationEvaluator``).
+  confusion matrix (``SegmentationEvaluator``);
+* ``images``: a shard's boxes image by image, in pixel xyxy whatever the box
+  format (the renderer's converter), and the per-image matches, AP and IoU the
+  detector selections rank and filter by (``ImageStats``);
+* ``step``: what the export computes per step: each shard measured where it is
+  loaded (``measure_shard``), the evaluators merged in shard order (``StepMetrics``).
 
 Every evaluator is an accumulator, fed shard by shard or image by image with
 bounded memory, then asked for its result. A value that cannot be measured

@@ -155,6 +155,25 @@ class SegmentationEvaluator:
         self._outside += counts[:, k]
         self.num_images += 1
 
+    def merge(self, other: SegmentationEvaluator) -> None:
+        """Add ``other``'s counts to this one's (both must have the same ``num_classes`` and ``ignore_index``).
+
+        >>> a, b = SegmentationEvaluator(), SegmentationEvaluator()
+        >>> a.add(np.array([[0, 1]]), np.array([[0, 1]])); b.add(np.array([[2]]), np.array([[0]]))
+        >>> a.merge(b)
+        >>> a.num_images, a.result().per_class_iou
+        (2, {0: 0.5, 1: 1.0, 2: 0.0})
+        """
+        if not isinstance(other, SegmentationEvaluator):
+            raise ConfigError(f"merge() takes a SegmentationEvaluator, got {type(other).__name__}")
+        if (other.num_classes, other.ignore_index) != (self.num_classes, self.ignore_index):
+            raise ConfigError(f"cannot merge {other!r} into {self!r}: num_classes and ignore_index must be the same")
+        k = other._hits.shape[0]
+        self._grow(k)
+        self._hits[:k, :k] += other._hits
+        self._outside[:k] += other._outside
+        self.num_images += other.num_images
+
     def result(self) -> SegmentationMetrics:
         """Pixel accuracy and IoU of everything added so far.
 

@@ -12,7 +12,7 @@ The renderer depends on numpy, Pillow and the package's ``schema``,
 * ``example``   ``Example`` and ``Boxes``, the checked record of one example, and ``read_example``;
 * ``compose``   ``draw_example`` and ``render_example``: panels, boxes, masks, labels on one canvas;
 * ``captions``  the caption strip, its word wrap, the top-k bars, how scores are written;
-* ``sheets``    ``render_grid``, ``thumbnail`` / ``GRID_CELL`` and ``render_confusion_matrix``;
+* ``sheets``    ``render_grid``, ``side_by_side``, ``thumbnail`` / ``GRID_CELL`` and ``render_confusion_matrix``;
 * ``image``     where an image is normalised: any layout, dtype and range → (H, W, 3) uint8 RGB;
 * ``boxes``     where a box format is converted; IoU and greedy matching;
 * ``classes``   how a class id is read and the name it shows as;
@@ -30,7 +30,7 @@ from .example import Boxes, Example, read_example
 from .image import to_rgb_uint8
 from .masks import blend_mask
 from .options import ReadOptions, RenderOptions
-from .sheets import GRID_CELL, render_confusion_matrix, render_grid, thumbnail
+from .sheets import GRID_CELL, render_confusion_matrix, render_grid, side_by_side, thumbnail
 
 __all__ = [
     "BoxMatch",
@@ -48,6 +48,7 @@ __all__ = [
     "render_confusion_matrix",
     "render_example",
     "render_grid",
+    "side_by_side",
     "thumbnail",
     "to_pixel_xyxy",
     "to_pixel_xyxy_keep",

@@ -3,7 +3,8 @@
 The caption reads "#7 | pred: cat 0.93 | true: dog": its parts are joined by
 " | " while they fit the width and a part too wide is word-wrapped; the strip
 is green when the prediction is right, red when wrong, grey when there is
-nothing to compare. Scores are written with two decimals everywhere
+nothing to compare. When boxes are matched (``match_iou``) it also counts them:
+"TP 2 FP 1 FN 0" (true and false positives, missed ground truth). Scores are written with two decimals everywhere
 (``score_text``), on boxes too.
 """
 
@@ -30,8 +31,20 @@ def score_text(score: float) -> str:
     return f"{score:.2f}"
 
 
-def caption(example: Example) -> tuple[list[str], Color] | None:
-    """Caption parts and background: (["#id", "pred: cat 0.93", "true: dog"], green/red/neutral), or None."""
+def counts_text(tp: int, fp: int, missed: int) -> str:
+    """How the matched boxes of one picture are counted in its caption.
+
+    >>> counts_text(2, 1, 0)
+    'TP 2 FP 1 FN 0'
+    """
+    return f"TP {int(tp)} FP {int(fp)} FN {int(missed)}"
+
+
+def caption(example: Example, counts: tuple[int, int, int] | None = None) -> tuple[list[str], Color] | None:
+    """Caption parts and background: (["#id", "pred: cat 0.93", "true: dog"], green/red/neutral), or None.
+
+    ``counts`` (true positives, false positives, missed) adds a ``counts_text`` part.
+    """
     names = example.class_names
     parts = []
     if example.example_id is not None:
@@ -43,6 +56,8 @@ def caption(example: Example) -> tuple[list[str], Color] | None:
         parts.append(text)
     if example.label is not None:
         parts.append(f"true: {class_name(example.label, names)}")
+    if counts is not None:
+        parts.append(counts_text(*counts))
     if not parts:
         return None
     pred, true = example.pred_label, example.label

@@ -4,13 +4,33 @@ Output layout, top to bottom:
 
 * with ``side_by_side=True``, a header strip naming the two panels;
 * the panel(s): the image, integer-upscaled (nearest) so its shortest side is
-  at least ``min_size`` (but the long side not beyond 4096), with masks blended
-  and boxes drawn on it; the aspect ratio of the input is kept exactly;
+  at least ``min_size`` (but the long side not beyond 4096, nor beyond
+  ``display_size``), with masks blended and boxes drawn on it; the aspect
+  ratio of the input is kept exactly. With ``display_size``, a picture bigger
+  than that is first shrunk (bicubic) so the whole output fits a
+  ``display_size`` square, text included, and the aspect ratio is kept to the
+  pixel;
 * a caption strip when there is a classification result or an id
   ("#7 | pred: cat 0.93 | true: dog"), green when right, red when wrong;
 * a top-k probability bar chart when ``topk > 0`` and ``probs`` is present.
 
 So the output is as wide as the panel(s) and may be taller than them.
+
+Text is laid out for the size the picture is shown at (never below an 11 px
+font there), so labels are drawn after any shrinking, never shrunk with it:
+
+* ``display_size=D`` (what ``Examples.grid``/``compare`` pass, with
+  ``GRID_CELL``): the output is drawn at that size, and fonts and lines are
+  chosen for ``D`` alone, so every tile of a sheet has the same label size,
+  whatever its source size;
+* ``display_size=None`` (the export's per-example images): the picture keeps
+  its pixels, so TensorBoard's "actual size" view shows every detail; but by
+  default TensorBoard fits each image into its card, about ``TENSORBOARD_CARD``
+  (320 x 240 px), enlarging or shrinking it. Fonts and lines are the bigger of
+  what reads at the picture's own size and what still shows at 11 px once it
+  is fitted into that card, so a 3000 x 2000 image gets a 103 px font that
+  shows as 11 px in the card (and in the step grid, which shrinks it to
+  ``GRID_CELL``); a picture that fits the card is drawn as it always was.
 """
 
 from __future__ import annotations
@@ -31,17 +51,23 @@ from .captions import caption, draw_topk, fit_caption, score_text, topk_rows
 from .classes import NO_CLASS, class_name
 from .colors import Color, class_color, text_color
 from .example import Boxes, Example, read_example
-from .masks import blend_into
+from .masks import blend_into, outline_dashed_into
 from .options import ReadOptions, RenderOptions
 from .text import label_size, paste_box_label, paste_label
 
 _MIN_FONT = 11
 _MAX_UPSCALED_SIDE = 4096
 
+#: The box TensorBoard fits an image into by default: the Time Series dashboard's image cards are at least
+#: 335 px wide (``minmax(335px, 1fr)`` columns) and 320 px tall, of which about 240 are left for the image
+#: under the card's heading and step slider (``object-fit: contain``); the older Images dashboard's cards are
+#: 350 px wide (``width: 100%``). Both enlarge small images and shrink big ones until "actual size" is toggled.
+TENSORBOARD_CARD: tuple[int, int] = (320, 240)
+
 
 @dataclasses.dataclass(frozen=True)
 class _Sizes:
-    """Sizes that scale with the panel: text must stay legible from 128 px to thousands."""
+    """Font and line sizes in canvas pixels: text must stay legible from 128 px to thousands."""
 
     font: int
     line: int
@@ -49,11 +75,27 @@ class _Sizes:
     pad: int
 
     @classmethod
-    def for_size(cls, short_side: int) -> _Sizes:
-        # grows slower than the image: 11 px at 128-224, 18 at 512, 28 at 1024
-        font = int(max(_MIN_FONT, round(7 + short_side / 48)))
-        line = int(max(2, round(short_side / 200)))
+    def make(cls, font: int, line: int) -> _Sizes:
         return cls(font=font, line=line, dash=3 * line + 2, pad=max(2, font // 3))
+
+    @classmethod
+    def for_size(cls, short_side: int) -> _Sizes:
+        """For a picture shown at its own size: grows slower than the image (11 px at 128-224, 18 at 512)."""
+        return cls.make(int(max(_MIN_FONT, round(7 + short_side / 48))), int(max(2, round(short_side / 200))))
+
+    @classmethod
+    def for_display(cls, longest_side: int) -> _Sizes:
+        """For any picture shown within a ``longest_side`` square: as for a 4:3 one of that size (12 px at 320)."""
+        return cls.for_size(round(longest_side * 3 / 4))
+
+    def scaled(self, k: float) -> _Sizes:
+        return _Sizes.make(max(1, round(self.font * k)), max(1, round(self.line * k)))
+
+    def at_least(self, other: _Sizes) -> _Sizes:
+        return _Sizes.make(max(self.font, other.font), max(self.line, other.line))
+
+
+_SMALLEST = _Sizes.make(_MIN_FONT, 2)  # the smallest text and lines that read, in displayed pixels
 
 
 @dataclasses.dataclass
@@ -62,7 +104,8 @@ class _Panel:
 
     x: int
     y: int
-    mask: np.ndarray | None
+    fills: tuple[np.ndarray, ...]  # class maps blended in this order
+    outline: np.ndarray | None  # a gt class map drawn as dashed boundaries over the fills
     gt: Boxes | None
     pred: Boxes | None
     title: str = ""
@@ -99,8 +142,9 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
     Predicted boxes above ``score_threshold`` (at most ``max_boxes``, best
     first) are coloured by class and labelled "name score"; gt boxes are dashed
     and labelled "gt: name" under their bottom-left corner; with ``match_iou``
-    predictions are coloured TP (green) / FP (red) and unmatched gt boxes are
-    labelled "missed" (orange). The example is not modified.
+    predictions are coloured TP (green) / FP (red), unmatched gt boxes are
+    labelled "missed" (orange) and the caption counts them ("TP 2 FP 1 FN 0").
+    The example is not modified.
 
     >>> draw_example(Example(np.zeros((64, 48, 3), np.uint8)), RenderOptions(min_size=0)).size
     (48, 64)
@@ -110,10 +154,32 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
     o = style
     rgb = example.image
     h0, w0 = rgb.shape[:2]
-    f = _upscale_factor(h0, w0, o.min_size)
-    h, w = h0 * f, w0 * f
-    sizes = _Sizes.for_size(min(h, w))
     names = example.class_names
+    strip = caption(example) if o.draw_caption else None
+    strip_bg = strip[1] if strip is not None else colors.BACKGROUND
+    topk = topk_rows(example, o.topk) if o.topk > 0 else None
+    panels_n = 2 if o.side_by_side else 1
+
+    f = _upscale_factor(h0, w0, o.min_size)
+    if o.display_size is None:
+        h, w = h0 * f, w0 * f
+        # readable at its own size, and at least the smallest readable size once TensorBoard fits it into a card
+        t = _fit_scale(w, h, panels_n, TENSORBOARD_CARD, _SMALLEST, strip, topk)
+        sizes = _Sizes.for_size(min(h, w)).at_least(_SMALLEST.scaled(1 / t))
+    else:
+        d = o.display_size
+        sizes = _Sizes.for_display(d)
+        gap = _gap(sizes) if o.side_by_side else 0
+        f = max(1, min(f, (d - gap) // (panels_n * w0), d // h0))  # upscaling stops at the display size
+        k = f * _fit_scale(w0 * f, h0 * f, panels_n, (d, d), sizes, strip, topk, most=1.0)
+        if k >= 1:
+            f = int(k)
+        else:  # shrink before drawing, so text and lines are drawn at the size they are seen
+            f = 0
+            size = (max(1, round(w0 * k)), max(1, round(h0 * k)))
+            rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0))
+    h, w = (h0 * f, w0 * f) if f else rgb.shape[:2]
+    scale = (w / w0, h / h0)  # canvas pixels per original pixel, for boxes
 
     pred = _kept(example.pred, o)
     gt = example.gt
@@ -131,57 +197,64 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
         matched, missed = m.tp, m.missed
     gt_drawn = gt if o.draw_gt else None
 
-    strip = caption(example) if o.draw_caption else None
-    topk = topk_rows(example, o.topk) if o.topk > 0 else None
+    if matched is not None and missed is not None and o.draw_caption:  # per-image counts join the caption
+        strip = caption(example, (int(matched.sum()), int((~matched).sum()), int(missed.sum())))
+        strip_bg = strip[1] if strip is not None else colors.BACKGROUND
 
     masks, gt_masks = example.mask, example.gt_mask if o.draw_gt else None
-    gap = max(4, sizes.line * 2)
+    gap = _gap(sizes)
     header_h = label_size("x", sizes.font)[1] if o.side_by_side else 0
     if o.side_by_side:
         panels = [
-            _Panel(0, header_h, gt_masks, gt_drawn, None, "ground truth"),
-            _Panel(w + gap, header_h, masks, None, pred, "prediction"),
+            _Panel(0, header_h, _present(gt_masks), None, gt_drawn, None, "ground truth"),
+            _Panel(w + gap, header_h, _present(masks), None, None, pred, "prediction"),
         ]
         width = 2 * w + gap
     else:
-        panels = [_Panel(0, 0, masks if masks is not None else gt_masks, gt_drawn, pred)]
+        fills, outline = _present(masks), None
+        if gt_masks is not None and (o.gt_mask == "fill" or (o.gt_mask == "outline" and masks is None)):
+            fills = (gt_masks, *fills)  # under the prediction
+        elif gt_masks is not None and o.gt_mask == "outline":
+            outline = gt_masks
+        panels = [_Panel(0, 0, fills, outline, gt_drawn, pred)]
         width = w
-    caption_lines, caption_size = fit_caption(strip[0], width, sizes.font, sizes.pad) if strip else ([], sizes.font)
-    caption_h = sum(label_size(t, caption_size)[1] for t in caption_lines) + (sizes.pad if caption_lines else 0)
-    row_h = label_size("x", sizes.font)[1]
-    topk_h = len(topk) * row_h + 2 * sizes.pad if topk else 0
+    caption_lines, caption_size, caption_h = _caption_layout(strip, width, sizes)
+    topk_h = _topk_height(topk, sizes)
     height = header_h + h + caption_h + topk_h
 
     canvas = np.empty((height, width, 3), dtype=np.uint8)
     if width != w or height != h:
         _fill(canvas, colors.BACKGROUND)
     if caption_lines:
-        _fill(canvas[header_h + h : header_h + h + caption_h], strip[1])
+        _fill(canvas[header_h + h : header_h + h + caption_h], strip_bg)
     for p in panels:
         region = canvas[p.y : p.y + h, p.x : p.x + w]
-        if f == 1:
+        if f <= 1:  # as it is, or already shrunk
             region[...] = rgb
         else:
             region.reshape(h0, f, w0, f, 3)[...] = rgb[:, None, :, None, :]
-        if p.mask is not None:
+        for mask in p.fills:
             blend_into(
                 region,
-                p.mask,
+                mask,
                 alpha=o.mask_alpha,
-                background=o.background_class,
+                background=example.mask_background,
                 outline=o.mask_outline,
                 outline_width=max(1, sizes.line // 2),
             )
+        if p.outline is not None:
+            outline_dashed_into(region, p.outline, background=example.mask_background, width=sizes.line, dash=sizes.dash)
     # dashed gt boxes are cheaper as numpy slices than as Pillow calls, and go under the predictions
     gt_labels = [
-        _draw_gt(canvas, p.gt, missed, names, f, p.bounds(w, h), sizes) if p.gt is not None else [] for p in panels
+        _draw_gt(canvas, p.gt, missed, names, scale, p.bounds(w, h), sizes) if p.gt is not None else []
+        for p in panels
     ]
     img = Image.fromarray(canvas)
     draw = ImageDraw.Draw(img)
 
     for p, p_gt_labels in zip(panels, gt_labels, strict=True):
         bounds = p.bounds(w, h)
-        pred_labels = _draw_pred(draw, p.pred, matched, names, f, bounds, sizes) if p.pred is not None else []
+        pred_labels = _draw_pred(draw, p.pred, matched, names, scale, bounds, sizes) if p.pred is not None else []
         # labels go on after every box, so no box line crosses a label; best predictions pick their spot first
         taken: list[tuple[int, int, int, int]] = []
         for text, box, bg, where in pred_labels + p_gt_labels:
@@ -196,12 +269,65 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
         y += sizes.pad // 2
         for line in caption_lines:
             y = paste_label(
-                img, line, sizes.pad, y, caption_size, colors.WHITE, strip[1], bounds=(0, y, width, height)
+                img, line, sizes.pad, y, caption_size, colors.WHITE, strip_bg, bounds=(0, y, width, height)
             )[3]
         y = header_h + h + caption_h
     if topk:
         draw_topk(img, draw, topk, y + sizes.pad, width, sizes.font, sizes.pad)
     return img
+
+
+def _gap(sizes: _Sizes) -> int:
+    """Space between the two panels of ``side_by_side``."""
+    return max(4, sizes.line * 2)
+
+
+def _caption_layout(strip: tuple[list[str], Color] | None, width: int, sizes: _Sizes) -> tuple[list[str], int, int]:
+    """The caption's lines, font size and strip height at ``width`` (none: ``[]``, the font, 0)."""
+    if not strip:
+        return [], sizes.font, 0
+    lines, size = fit_caption(strip[0], width, sizes.font, sizes.pad)
+    return lines, size, sum(label_size(t, size)[1] for t in lines) + sizes.pad
+
+
+def _topk_height(topk: list | None, sizes: _Sizes) -> int:
+    return len(topk) * label_size("x", sizes.font)[1] + 2 * sizes.pad if topk else 0
+
+
+def _fit_scale(
+    w: int,
+    h: int,
+    panels: int,
+    box: tuple[int, int],
+    sizes: _Sizes,
+    strip: tuple[list[str], Color] | None,
+    topk: list | None,
+    most: float = math.inf,
+) -> float:
+    """The scale (at most ``most``) at which ``panels`` panels of w x h, with their text at ``sizes``, fit ``box``.
+
+    The text does not scale: only the panels do. The caption's height depends on the width it wraps
+    in, so the scale is refined a few times. When the text alone is nearly as tall as the box, the
+    panels keep at least a quarter of the box's longest side (the output is then taller than the box).
+    """
+    bw, bh = box
+    gap = _gap(sizes) if panels == 2 else 0
+    fixed = (label_size("x", sizes.font)[1] if panels == 2 else 0) + _topk_height(topk, sizes)
+    floor = min(most, max(bw, bh) / 4 / max(w, h))
+    s = min(most, (bw - gap) / (panels * w), (bh - fixed) / h)
+    for _ in range(4):
+        s = max(s, floor)
+        caption_h = _caption_layout(strip, panels * max(1, round(w * s)) + gap, sizes)[2]
+        fits = min(most, (bw - gap) / (panels * w), (bh - fixed - caption_h) / h)
+        if fits >= s:
+            break
+        s = fits
+    return max(s, floor)
+
+
+def _present(mask: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    """``mask`` as a tuple of the class maps to fill: none, or that one."""
+    return () if mask is None else (mask,)
 
 
 def _kept(pred: Boxes | None, o: RenderOptions) -> Boxes | None:
@@ -231,11 +357,11 @@ def _upscale_factor(h: int, w: int, min_size: int) -> int:
     return max(1, min(math.ceil(min_size / short), _MAX_UPSCALED_SIDE // max(h, w)))
 
 
-def _pixel_rects(xyxy: np.ndarray, f: int, bounds: tuple[int, int, int, int]) -> list:
+def _pixel_rects(xyxy: np.ndarray, scale: tuple[float, float], bounds: tuple[int, int, int, int]) -> list:
     """Boxes in original pixels → inclusive canvas rectangles clamped into the panel (None if outside it)."""
     bx0, by0, bx1, by1 = bounds
     w, h = bx1 - bx0, by1 - by0
-    b = xyxy * f
+    b = xyxy * np.array([scale[0], scale[1], scale[0], scale[1]])
     outside = (b[:, 2] <= 0) | (b[:, 3] <= 0) | (b[:, 0] >= w) | (b[:, 1] >= h)
     r = np.rint(np.clip(b, 0, np.array([w, h, w, h], dtype=np.float64))).astype(np.int64)
     # pixel p covers [p, p + 1): the right/bottom edge pixel is the one before x2
@@ -249,10 +375,10 @@ def _class_box_color(cid: int) -> Color:
     return colors.UNKNOWN if cid == NO_CLASS else class_color(cid)
 
 
-def _draw_pred(draw, boxes: Boxes, matched, names: Sequence[str] | None, f: int, bounds, sizes: _Sizes) -> list:
+def _draw_pred(draw, boxes: Boxes, matched, names: Sequence[str] | None, scale, bounds, sizes: _Sizes) -> list:
     """Draw predicted boxes (lowest score first, so the best is on top); return their labels, best first."""
     labels = []
-    rects = _pixel_rects(boxes.xyxy, f, bounds)
+    rects = _pixel_rects(boxes.xyxy, scale, bounds)
     for i in range(boxes.xyxy.shape[0] - 1, -1, -1):
         rect = rects[i]
         if rect is None:
@@ -276,11 +402,11 @@ def _draw_pred(draw, boxes: Boxes, matched, names: Sequence[str] | None, f: int,
 
 
 def _draw_gt(
-    canvas: np.ndarray, boxes: Boxes, missed, names: Sequence[str] | None, f: int, bounds, sizes: _Sizes
+    canvas: np.ndarray, boxes: Boxes, missed, names: Sequence[str] | None, scale, bounds, sizes: _Sizes
 ) -> list:
     """Draw gt boxes dashed (colour on black) on the numpy canvas; return their labels, for the bottom-left corner."""
     labels = []
-    rects = _pixel_rects(boxes.xyxy, f, bounds)
+    rects = _pixel_rects(boxes.xyxy, scale, bounds)
     for i in range(boxes.xyxy.shape[0]):
         rect = rects[i]
         if rect is None:

@@ -21,12 +21,12 @@ import numpy as np
 from .._checks import check_names, check_type, is_int
 from ..errors import RenderError
 from ..odapi import to_canonical
-from ..schema import DEFAULT_BOX_COORDS, DEFAULT_BOX_FORMAT
+from ..schema import DEFAULT_BOX_COORDS, DEFAULT_BOX_FORMAT, DEFAULT_MASK_BACKGROUND
 from .boxes import as_box_array, to_pixel_xyxy_keep
 from .classes import NO_CLASS, class_ids
 from .image import rgb_view
 from .masks import read_class_map
-from .options import ReadOptions
+from .options import ReadOptions, mask_background_id
 
 __all__ = ["NO_CLASS", "Boxes", "Example", "read_example"]
 
@@ -112,6 +112,7 @@ class Example:
       the score threshold and ``max_boxes`` are style, applied when drawing);
     * ``mask``, ``gt_mask``: (h, w) int64 class maps (``masks.read_class_map``),
       resized to the image when drawn; ``NO_CLASS`` pixels are never drawn;
+    * ``mask_background``: the mask id that is not drawn (None: every id is drawn);
     * ``label``: the true class id; ``pred_label``: the predicted one
       (``pred_labels``, else the arg-max of ``probs``); ``score``: its score
       (``pred_scores``, else its probability); ids may be ``NO_CLASS``;
@@ -134,6 +135,7 @@ class Example:
     probs: np.ndarray | None = None
     example_id: int | float | str | None = None
     class_names: Sequence[str] | None = None
+    mask_background: int | None = DEFAULT_MASK_BACKGROUND
 
     def __post_init__(self) -> None:
         set_ = functools.partial(object.__setattr__, self)
@@ -173,6 +175,10 @@ class Example:
             raise RenderError(f"example_id must be an int, float or str, but got a {type(self.example_id).__name__}")
         if self.class_names is not None:
             set_("class_names", check_names(self.class_names, "class_names"))
+        if self.mask_background is not None:
+            if not is_int(self.mask_background):
+                raise RenderError(f"mask_background must be an int mask id or None, but got {self.mask_background!r}")
+            set_("mask_background", int(self.mask_background))
 
 
 _DEFAULT_READ = ReadOptions()
@@ -230,6 +236,7 @@ def read_example(arrays: Mapping[str, Any], read: ReadOptions = _DEFAULT_READ) -
         probs=probs,
         example_id=None if ident is None else _id_value(ident),
         class_names=read.class_names,
+        mask_background=mask_background_id(read.mask_background),
     )
 
 

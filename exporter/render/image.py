@@ -6,26 +6,38 @@ last dim is 1, 3 or 4 → ``HWC``; else 3-d whose first dim is 1, 3 or 4 →
 ``CHW``; anything else → RenderError asking for an explicit ``layout``. So a
 (3, 5, 3) array is read as HWC; pass ``layout="CHW"`` to say otherwise.
 
-Value range (``value_range=None``, decided after mean/std de-normalisation):
+Value range (``value_range=None``):
 
+* with ``mean``/``std``, the range is known, not guessed: undoing a
+  normalisation gives back the pixels it was computed from, so [0, 255] when
+  the statistics are those of 0..255 pixels (any ``mean`` or ``std`` above 1,
+  e.g. ImageNet's (123.675, 116.28, 103.53) / (58.395, 57.12, 57.375)), else
+  [0, 1] (e.g. (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225)). A guess would
+  be fooled by float rounding: a few pixels at -2e-8 would pick [-1, 1] and
+  wash the whole picture out;
 * uint8 → [0, 255], uint16 → [0, 65535], bool → [0, 1];
 * floats and other integer dtypes, from the finite values: within [0, 1] →
   [0, 1]; within [-1, 1] → [-1, 1]; within [0, 255] → [0, 255]; else their
   min..max.
 
-``value_range`` may also be ``(lo, hi)`` or ``"minmax"``. Values are clipped to
-the range (never wrapped around): NaN → black, +inf → white, -inf → black.
+``value_range`` may also be ``(lo, hi)`` or ``"minmax"`` (both override the
+rules above, after mean/std too). Values are clipped to the range (never
+wrapped around). A pixel holding NaN or ±inf in any drawn channel is painted
+``colors.NONFINITE`` (magenta, (255, 0, 255)): black or white would pass for
+real pixels, and a broken normalisation must show.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .._checks import check_choice
 from ..errors import ConfigError, RenderError
 from ..schema import IMAGE_CHANNELS, IMAGE_LAYOUTS, image_layout
+from .colors import NONFINITE
 
 ValueRange = str | tuple[float, float] | None
 Stat = float | Sequence[float] | None
@@ -87,23 +99,37 @@ def rgb_view(
         return _select(hwc, idx).view(np.uint8) * np.uint8(255)
 
     work = np.float64 if hwc.dtype.itemsize >= 8 else np.float32
-    x = _select(hwc, idx).astype(work)  # a copy, which is modified in place below
+    x: Any = _select(hwc, idx).astype(work)  # a copy, which is modified in place below
+    nonfinite = _nonfinite_pixels(x) if hwc.dtype.kind == "f" else None  # of the input, before any arithmetic
     # overflow to inf is fine here: inf is clipped to white like any value above the range
     with np.errstate(over="ignore", invalid="ignore"):
-        if mean is not None or std is not None:
+        if not fast:
             m = _stat(mean, "mean", channels, 0.0)[idx]
             s = _stat(std, "std", channels, 1.0)[idx]
             x *= s.astype(work)
             x += m.astype(work)
-        lo, hi = _resolve_range(x, value_range, hwc.dtype, denormalised=not fast)
+            if value_range is None:  # the statistics say which pixels they were computed from
+                value_range = (0.0, 255.0) if (m > 1).any() or (s > 1).any() else (0.0, 1.0)
+        lo, hi = _resolve_range(x, value_range, hwc.dtype)
         # halves keep hi - lo from overflowing for ranges near the float64 limits
         scale = 127.5 / (hi * 0.5 - lo * 0.5)
         x *= work(scale)
         x += work(0.5 - lo * scale)  # +0.5: round to nearest when truncating below
     np.clip(x, 0.0, 255.5, out=x)
-    if hwc.dtype.kind == "f" or not fast:  # only floats (or inf * 0 from std) can hold NaN
+    if hwc.dtype.kind == "f" or not fast:  # NaN has no uint8 value (input NaN, or inf * 0 from a tiny scale)
         x[np.isnan(x)] = 0.0
-    return x.astype(np.uint8)
+    out = x.astype(np.uint8)
+    if nonfinite is not None:
+        out[nonfinite] = NONFINITE
+    return out
+
+
+def _nonfinite_pixels(x: np.ndarray) -> np.ndarray | None:
+    """(H, W) bool map of the pixels of ``x`` holding NaN or ±inf in some channel, or None when every value is finite."""
+    finite = np.isfinite(x)
+    if finite.all():
+        return None
+    return ~finite.all(axis=2)
 
 
 def _check_array(image: np.ndarray) -> np.ndarray:
@@ -204,13 +230,11 @@ def check_value_range(value_range: ValueRange) -> ValueRange:
     return (lo, hi)
 
 
-def _resolve_range(
-    x: np.ndarray, value_range: ValueRange, dtype: np.dtype, *, denormalised: bool
-) -> tuple[float, float]:
-    """The (lo, hi) that maps to (0, 255), following the rule in the module docstring."""
+def _resolve_range(x: np.ndarray, value_range: ValueRange, dtype: np.dtype) -> tuple[float, float]:
+    """The (lo, hi) that maps to (0, 255), following the rule in the module docstring (after mean/std)."""
     if isinstance(value_range, tuple):
         return value_range
-    if value_range is None and not denormalised:
+    if value_range is None:
         if dtype == np.uint8:
             return 0.0, 255.0
         if dtype == np.uint16:

@@ -7,7 +7,8 @@ default. ``RenderOptions`` is drawing style only. Both are frozen and check
 every field on construction (ConfigError, in ``_checks``' words).
 
 ``RenderOptions`` still takes the read keywords it used to hold, with a
-DeprecationWarning; they are kept in ``RenderOptions.legacy_read``:
+DeprecationWarning; they are kept in ``RenderOptions.legacy_read`` (so is
+``background_class``, now ``ReadOptions.mask_background``):
 
 >>> import warnings
 >>> with warnings.catch_warnings(record=True) as caught:
@@ -23,12 +24,28 @@ import dataclasses
 import functools
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
-from .._checks import check_bool, check_choice, check_int, check_names, check_number, check_optional_int, check_type
-from ..schema import BOX_COORDS, BOX_FORMATS, IMAGE_LAYOUTS, BoxCoords, BoxFormat, ImageLayout
+from .._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_names,
+    check_number,
+    check_optional_int,
+    check_type,
+    is_int,
+)
+from ..errors import ConfigError
+from ..schema import BOX_COORDS, BOX_FORMATS, DEFAULT_MASK_BACKGROUND, IMAGE_LAYOUTS, BoxCoords, BoxFormat, ImageLayout
 from .image import Stat, ValueRange, check_stat, check_value_range
 from .masks import check_alpha
+
+#: Below this a display has no room for a panel and a line of 11 px text.
+_MIN_DISPLAY_SIZE = 32
+
+GtMaskStyle = Literal["outline", "fill", "none"]
+GT_MASK_STYLES: tuple[GtMaskStyle, ...] = get_args(GtMaskStyle)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +57,9 @@ class ReadOptions:
       (``schema.BOX_FORMATS``/``BOX_COORDS``; unset: ``DEFAULT_BOX_FORMAT``/``DEFAULT_BOX_COORDS``).
     * ``layout``: ``HWC``, ``CHW`` or ``HW``; unset: guessed by ``schema.image_layout``.
     * ``bgr``, ``value_range``, ``mean``, ``std``: how pixels become RGB (see ``image.to_rgb_uint8``).
+    * ``mask_background``: the ``masks``/``gt_masks`` id that means "no class here" and is not
+      drawn; ``"none"``: every id is a class and drawn; unset: ``schema.DEFAULT_MASK_BACKGROUND`` (0).
+      A shard's metadata ``mask_background`` fills it in ``export`` and in the notebook.
 
     ``class_names``, ``value_range``, ``mean`` and ``std`` are stored as tuples.
 
@@ -55,11 +75,13 @@ class ReadOptions:
     value_range: ValueRange = None
     mean: Stat = None
     std: Stat = None
+    mask_background: int | Literal["none"] | None = None
 
     def __post_init__(self) -> None:
         set_ = functools.partial(object.__setattr__, self)  # frozen: normalised values go in this way
         if self.class_names is not None:
             set_("class_names", check_names(self.class_names, "class_names"))
+        set_("mask_background", check_mask_background(self.mask_background))
         for name, choices in (("box_format", BOX_FORMATS), ("box_coords", BOX_COORDS), ("layout", IMAGE_LAYOUTS)):
             if getattr(self, name) is not None:
                 check_choice(getattr(self, name), choices, name)
@@ -67,6 +89,24 @@ class ReadOptions:
         set_("value_range", check_value_range(self.value_range))
         for name in ("mean", "std"):
             set_(name, check_stat(getattr(self, name), name))
+
+
+def check_mask_background(value: Any, name: str = "mask_background") -> int | Literal["none"] | None:
+    """A mask background setting: an integer id, ``"none"`` (every id is a class) or None (not set)."""
+    if value is None or value == "none":
+        return value
+    if not is_int(value):
+        raise ConfigError(
+            f"{name} must be an integer mask id, 'none' (every id is a class) or None (not set), got {value!r}"
+        )
+    return int(value)
+
+
+def mask_background_id(value: int | Literal["none"] | None) -> int | None:
+    """The id not drawn for a ``ReadOptions.mask_background`` value: None when every id is a class."""
+    if value is None:
+        return DEFAULT_MASK_BACKGROUND
+    return None if value == "none" else int(value)
 
 
 class _ReadKeyword:
@@ -86,6 +126,30 @@ class _ReadKeyword:
         return None if obj.legacy_read is None else getattr(obj.legacy_read, self.name)
 
 
+_UNSET: Any = type("_Unset", (), {"__repr__": lambda self: "<unset>"})()
+
+
+class _BackgroundKeyword:
+    """``RenderOptions(background_class=...)``, deprecated: what a mask id means is read, not style.
+
+    It lands in ``legacy_read.mask_background`` (None, "draw class 0 too", as
+    ``"none"``). Read back it gives that setting, or 0, its old default, when
+    unset; so ``background_class=0`` sets nothing (the data's
+    ``mask_background`` decides, 0 for every shard that does not say).
+    """
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return _UNSET  # the keyword's default, as ``dataclasses`` reads it from the class
+        return _legacy_background(obj.legacy_read)
+
+
+def _legacy_background(legacy_read: ReadOptions | None) -> int | None:
+    """What ``background_class`` reads as: ``legacy_read``'s mask background, else 0 (its old default)."""
+    value = None if legacy_read is None else legacy_read.mask_background
+    return DEFAULT_MASK_BACKGROUND if value is None else mask_background_id(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class RenderOptions:
     """How ``draw_example`` draws (style only); every field is checked on construction (ConfigError).
@@ -93,10 +157,19 @@ class RenderOptions:
     * ``score_threshold``, ``max_boxes``: predicted boxes kept (highest scores first).
     * ``side_by_side``: ground truth left, prediction right, instead of one overlay.
     * ``match_iou``: colour predictions TP/FP and gt boxes missed, instead of by class.
-    * ``mask_alpha``, ``mask_outline``, ``background_class`` (None: draw class 0 too): masks.
+    * ``mask_alpha``, ``mask_outline``: masks (which id is not drawn is ``ReadOptions.mask_background``).
     * ``topk``: rows of the probability bar chart (0: none).
     * ``min_size``: small images are upscaled by an integer factor up to this shortest side.
+    * ``display_size``: the longest side the picture will be shown at (a grid cell: ``GRID_CELL``). A
+      bigger picture is shrunk to fit a ``display_size`` square before anything is drawn on it, and text
+      and lines are sized for that display, the same for every picture (>= 11 px fonts). None (default):
+      the picture keeps its own size, with text that reads at that size and in a TensorBoard card
+      (``compose.TENSORBOARD_CARD``). See ``compose``.
     * ``draw_gt``, ``draw_caption``: switch the gt overlay and the caption strip off.
+    * ``gt_mask``: how the single panel shows a gt mask next to a predicted one: ``"outline"`` (its class
+      boundaries dashed, class colour on black, over the prediction's fill), ``"fill"`` (blended like the
+      prediction, under it) or ``"none"``. A gt mask without a predicted one is filled, unless ``"none"``.
+      ``side_by_side`` always fills it in its own panel.
 
     The read keywords (``class_names``, ``box_format``, ``box_coords``,
     ``layout``, ``bgr``, ``value_range``, ``mean``, ``std``) are deprecated here:
@@ -106,6 +179,9 @@ class RenderOptions:
     no fields (not in repr, eq or ``dataclasses.fields``); read back
     (``options.class_names``) they give ``legacy_read``'s value, None when unset.
     ``dataclasses.replace`` carries ``legacy_read`` over without warning again.
+    ``background_class`` (the mask id not drawn; None: draw every id) is
+    deprecated the same way: it is ``ReadOptions.mask_background`` now, which
+    a shard's metadata fills; ``background_class=0``, its old default, sets nothing.
 
     >>> RenderOptions(topk=3, match_iou=0.5).topk
     3
@@ -117,11 +193,12 @@ class RenderOptions:
     match_iou: float | None = None
     mask_alpha: float = 0.5
     mask_outline: bool = False
-    background_class: int | None = 0
     topk: int = 0
     min_size: int = 128
     draw_gt: bool = True
     draw_caption: bool = True
+    gt_mask: GtMaskStyle = "outline"
+    display_size: int | None = None
     _: dataclasses.KW_ONLY
     class_names: dataclasses.InitVar[Sequence[str] | None] = _ReadKeyword()
     box_format: dataclasses.InitVar[BoxFormat | None] = _ReadKeyword()
@@ -131,6 +208,7 @@ class RenderOptions:
     value_range: dataclasses.InitVar[ValueRange] = _ReadKeyword()
     mean: dataclasses.InitVar[Stat] = _ReadKeyword()
     std: dataclasses.InitVar[Stat] = _ReadKeyword()
+    background_class: dataclasses.InitVar[int | None] = _BackgroundKeyword()
     legacy_read: ReadOptions | None = None
 
     def __post_init__(
@@ -143,6 +221,7 @@ class RenderOptions:
         value_range: ValueRange,
         mean: Stat,
         std: Stat,
+        background_class: int | None,
     ) -> None:
         check_number(self.score_threshold, "score_threshold")
         check_int(self.max_boxes, "max_boxes", minimum=0)
@@ -151,18 +230,24 @@ class RenderOptions:
             check_number(self.match_iou, "match_iou", above=0.0, maximum=1.0)
         check_alpha(self.mask_alpha, "mask_alpha")
         check_bool(self.mask_outline, "mask_outline")
-        check_optional_int(self.background_class, "background_class")
         check_int(self.topk, "topk", minimum=0)
         check_int(self.min_size, "min_size", minimum=0)
         check_bool(self.draw_gt, "draw_gt")
         check_bool(self.draw_caption, "draw_caption")
+        check_choice(self.gt_mask, GT_MASK_STYLES, "gt_mask")
+        check_optional_int(self.display_size, "display_size", minimum=_MIN_DISPLAY_SIZE)
         if self.legacy_read is not None:
             check_type(self.legacy_read, ReadOptions, "legacy_read")
         keywords = {
             "class_names": class_names, "box_format": box_format, "box_coords": box_coords, "layout": layout,
             "bgr": bgr, "value_range": value_range, "mean": mean, "std": std,
         }  # fmt: skip
-        given = {name: value for name, value in keywords.items() if value is not None}
+        given: dict[str, Any] = {name: value for name, value in keywords.items() if value is not None}
+        if background_class is not _UNSET:
+            check_optional_int(background_class, "background_class")
+            # the value it reads as is no change: dataclasses.replace hands it back, and 0 was the default
+            if background_class is None or background_class != _legacy_background(self.legacy_read):
+                given["mask_background"] = "none" if background_class is None else int(background_class)
         if not given:
             return
         read = dataclasses.replace(self.legacy_read or ReadOptions(), **given)  # checks the values
@@ -171,10 +256,11 @@ class RenderOptions:
         if self.legacy_read is not None:  # name only what is new, not what replace() carried over
             given = {k: v for k, v in given.items() if getattr(read, k) != getattr(self.legacy_read, k)}
         object.__setattr__(self, "legacy_read", read)
-        names = ", ".join(given)
+        names = ", ".join("background_class" if k == "mask_background" else k for k in given)
+        instead = ", ".join(given)
         warnings.warn(
             f"RenderOptions({names}) is deprecated: RenderOptions is drawing style only. Pass "
-            f"ReadOptions({names}) instead: render_example(arrays, style, ReadOptions(...)), or "
+            f"ReadOptions({instead}) instead: render_example(arrays, style, ReadOptions(...)), or "
             "ExportOptions(read=ReadOptions(...))",
             DeprecationWarning,
             stacklevel=3,

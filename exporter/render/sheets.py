@@ -13,7 +13,7 @@ from ..errors import ConfigError, RenderError
 from . import colors
 from .classes import class_name
 from .colors import Color
-from .text import get_font, line_height, text_width
+from .text import get_font, label_image, line_height, text_width
 
 #: The longest side of a grid cell: bigger pictures are shrunk to it so a sheet stays viewable.
 GRID_CELL = 320
@@ -104,7 +104,7 @@ def render_confusion_matrix(matrix: np.ndarray, class_names: Sequence[str] | Non
     lh = line_height(size)
     pad = 6
     show_text = k <= 40
-    texts = [[_count_text(v) for v in row] for row in m] if show_text else None
+    texts = [[_count_text(v) for v in row] for row in m] if show_text else []
     if show_text:
         longest = max(text_width(t, size) for row in texts for t in row)
         cell = max(lh + 2 * pad, longest + 2 * pad, 28)
@@ -153,3 +153,28 @@ def _short(name: str, limit: int = 24) -> str:
 
 def _count_text(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:.2f}"
+
+
+_HEADER_FONT = 14
+
+
+def side_by_side(
+    rows: Sequence[tuple[Image.Image, Image.Image]], titles: tuple[str, str], *, cell: int | None = None
+) -> Image.Image:
+    """Pairs of pictures in two columns under a header each: what ``compare`` and ``changes/...`` tags show.
+
+    ``cell`` shrinks each picture to fit (``render.thumbnail``); None keeps them whole, so each
+    panel is pixel for pixel its example's own picture.
+
+    >>> side_by_side([(Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8)))], ("step 1", "step 2")).mode
+    'RGB'
+    """
+    cells = [header(titles[0]), header(titles[1])]
+    for left, right in rows:
+        cells += [left, right] if cell is None else [thumbnail(left, cell), thumbnail(right, cell)]
+    return render_grid(cells, cols=2)
+
+
+def header(text: str) -> Image.Image:
+    """A column title of ``side_by_side``: white text on the background colour."""
+    return label_image(text, _HEADER_FONT, colors.WHITE, colors.BACKGROUND)

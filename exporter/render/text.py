@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import cast
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -70,12 +71,12 @@ def text_width(text: str, size: int) -> int:
     if _composable_text(text, size):  # the same sums Pillow's basic layout makes, from cached metrics
         pen, right = 0, 0
         for ch in text:
-            g = _glyph(ch, size)
+            g = cast(_Glyph, _glyph(ch, size))  # composable: every glyph is known
             right = max(right, pen + g.right)
             pen += g.advance
         return max(pen, right)
     font = get_font(size)
-    return max(math.ceil(font.getlength(text)), font.getbbox(text)[2])
+    return int(max(math.ceil(font.getlength(text)), font.getbbox(text)[2]))
 
 
 def label_size(text: str, size: int) -> tuple[int, int]:
@@ -137,7 +138,7 @@ def _glyph(ch: str, size: int) -> _Glyph | None:
     ImageDraw.Draw(canvas).text((margin, margin), ch, font=font, fill=255)
     a = np.asarray(canvas)
     rows, cols = np.flatnonzero(a.any(axis=1)), np.flatnonzero(a.any(axis=0))
-    right = font.getbbox(ch)[2]
+    right = int(font.getbbox(ch)[2])
     if rows.size == 0:
         return _Glyph(int(advance), right, 0, 0, None)
     y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
@@ -177,7 +178,7 @@ def _laid_head(text: str, size: int, h: int, pad: int) -> tuple[np.ndarray, int,
     """``text`` laid on a canvas as wide as its own label (its ink reaches no further), and the pen state after it."""
     pen, right = 0, 0
     for ch in text:
-        g = _glyph(ch, size)
+        g = cast(_Glyph, _glyph(ch, size))  # only composable text is laid here
         right, pen = max(right, pen + g.right), pen + g.advance
     cov = np.zeros((h, max(pen, right) + 2 * pad), np.uint8)
     pen, inked = _lay(cov, text, size, pad, -(1 << 30), pad)
@@ -189,7 +190,7 @@ def _lay(cov: np.ndarray, text: str, size: int, pen: int, inked: int, pad: int) 
     """Lay the glyphs of ``text`` on ``cov`` in place from ``pen``; return the pen and the right end of the ink."""
     h, w = cov.shape
     for ch in text:
-        g = _glyph(ch, size)
+        g = cast(_Glyph, _glyph(ch, size))
         if g.mask is not None:
             x, y = pen + g.x, pad + g.y
             gh, gw = g.mask.shape

@@ -297,6 +297,42 @@ def test_at_most_100_detections_per_image_and_class_are_kept():
         assert tp + fp == 100
 
 
+
+@pytest.mark.parametrize("case", ["random-0", "score-ties", "over-100-detections", "class-only-in-predictions"])
+@pytest.mark.parametrize("cut", [0, 1, 3])
+def test_merged_evaluators_equal_one_fed_every_image(case, cut):
+    """Shards matched apart (in workers) and merged in order give the numbers of one pass, ties included."""
+    images = BOX_CASES[case]
+    whole = ours(images)
+    first, second = DetectionEvaluator(), DetectionEvaluator()
+    for im in images[:cut]:
+        first.add_image(**im)
+    for im in images[cut:]:
+        second.add_image(**im)
+    first.merge(second)
+    merged = first.evaluate()
+    assert merged.stats == whole.stats and merged.per_class_AP == whole.per_class_AP
+    assert merged.num_images == len(images) and second.num_images == len(images) - cut  # other unchanged
+    for k in whole.per_class_AP:
+        np.testing.assert_array_equal(merged.pr_curve(k), whole.pr_curve(k))
+
+
+def test_merge_refuses_another_kind_of_evaluator():
+    with pytest.raises(ConfigError, match="iou_type and num_classes must be the same"):
+        DetectionEvaluator().merge(DetectionEvaluator(iou_type="segm"))
+    with pytest.raises(ConfigError, match="merge\\(\\) takes a DetectionEvaluator, got dict"):
+        DetectionEvaluator().merge({})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("case", ["random-1", "random-2", "over-100-detections", "area-boundaries", "score-ties"])
+def test_image_ap_is_cocoeval_map_of_each_image_alone(case):
+    for im in BOX_CASES[case]:
+        ev = DetectionEvaluator()
+        ev.add_image(**im)
+        ref = coco_reference([im])[0][0]
+        assert ev.image_ap() == pytest.approx(ref, abs=TOLERANCE)
+        assert ev.image_ap() == pytest.approx(ev.evaluate().mAP, abs=1e-12)
+
 # --------------------------------------------------------------------------- PR curves
 
 

@@ -213,3 +213,23 @@ def test_metrics_import_numpy_only():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_merged_evaluators_add_up_and_grow():
+    rng = np.random.default_rng(5)
+    pairs = [(rng.integers(0, k, (6, 7)), rng.integers(0, k, (6, 7))) for k in (2, 5, 3)]
+    whole = evaluate(pairs)
+    a, b = SegmentationEvaluator(), SegmentationEvaluator()
+    a.add(*pairs[0])
+    for pred, gt in pairs[1:]:
+        b.add(pred, gt)
+    a.merge(b)
+    merged = a.result()
+    assert merged.per_class_iou == whole.per_class_iou and merged.pixel_accuracy == whole.pixel_accuracy
+    np.testing.assert_array_equal(merged.confusion, whole.confusion)
+    assert a.num_images == 3 and b.num_images == 2
+
+
+def test_merge_needs_the_same_settings():
+    with pytest.raises(ConfigError, match="num_classes and ignore_index must be the same"):
+        SegmentationEvaluator(ignore_index=255).merge(SegmentationEvaluator(ignore_index=None))

@@ -57,3 +57,12 @@ def test_topk_rows_are_the_most_probable_with_the_true_class_green():
     assert topk_rows(ex, 3) == [("bird", 0.5, colors.CORRECT), ("3", 0.3, colors.BAR), ("cat", 0.2, colors.BAR)]
     assert [name for name, _, _ in topk_rows(ex, 10)] == ["bird", "3", "cat", "dog"]  # NaN last
     assert topk_rows(Example(IMG), 3) is None
+
+
+def test_matched_boxes_are_counted_in_the_caption():
+    from exporter.render.captions import counts_text
+
+    assert caption(Example(IMG), (2, 1, 0)) == (["TP 2 FP 1 FN 0"], caption(Example(IMG, example_id=1))[1])
+    parts, _ = caption(Example(IMG, example_id=7, label=1, class_names=NAMES), (0, 0, 3))
+    assert parts[0] == "#7" and parts[-1] == counts_text(0, 0, 3) == "TP 0 FP 0 FN 3"
+    assert caption(Example(IMG)) is None  # nothing matched, nothing to say

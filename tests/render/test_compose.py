@@ -183,14 +183,12 @@ def test_no_caption_when_disabled_or_nothing_to_say():
 def test_out_of_range_class_ids_are_shown_as_numbers_in_their_class_colour():
     ex = dict(BASE, box_labels=np.array([-7, 10**9]), labels=np.int64(99), pred_labels=np.int64(-1))
     img = render_example(ex, RenderOptions(), ReadOptions(class_names=["a", "b"]))
-    # the same picture as in-range ids of the same colours (-7 and 13, 10**9 and 0 share one) named by those numbers
-    names = [f"class {i}" for i in range(20)]
-    names[13], names[0], names[5], names[6] = "-7", "1000000000", "99", "-1"
-    in_range = dict(BASE, box_labels=np.array([13, 0]), labels=np.int64(5), pred_labels=np.int64(6))
-    assert same(img, render_example(in_range, RenderOptions(), ReadOptions(class_names=names)))
-    assert img.getpixel(FIRST_BOX_EDGE) == class_color(-7) == class_color(13)
-    assert img.getpixel(SECOND_BOX_EDGE) == class_color(10**9) == class_color(0)
+    # ids beyond the palette and negative ones have colours of their own (hashed), not those of classes 0..127
+    assert len({class_color(-7), class_color(10**9), *colors.PALETTE}) == len(colors.PALETTE) + 2
+    assert img.getpixel(FIRST_BOX_EDGE) == class_color(-7)
+    assert img.getpixel(SECOND_BOX_EDGE) == class_color(10**9)
     assert shows(img, box_label("-7 0.90", class_color(-7)))
+    assert shows(img, box_label("1000000000 0.60", class_color(10**9)))
     assert img.getpixel((0, 3 * H)) == colors.WRONG  # "pred: -1 | true: 99"
 
 
@@ -256,3 +254,47 @@ def test_options_and_example_must_have_their_types(call, match):
 def test_reading_errors_come_from_read_example():
     with pytest.raises(RenderError, match="no 'images' field"):
         render_example({"labels": np.int64(1)})
+
+
+# --- a gt mask in the single panel ---------------------------------------------------------------------------
+
+GT_MASK = np.zeros((H, W), np.int64)
+GT_MASK[12:36, 16:48] = 3
+PRED_MASK = np.roll(GT_MASK, 6, axis=1)
+
+
+def test_a_gt_mask_is_a_dashed_outline_over_the_predicted_fill():
+    both = np.asarray(render_example({"images": image(), "masks": PRED_MASK, "gt_masks": GT_MASK}, PIXELS))
+    pred_only = np.asarray(render_example({"images": image(), "masks": PRED_MASK}, PIXELS))
+    line = 2  # at 48 x 64 the lines are 2 px
+    edge = np.zeros((H, W), bool)
+    edge[12:36, 16:48] = True
+    edge[12 + line : 36 - line, 16 + line : 48 - line] = False  # the gt region's border, 2 px inside it
+    np.testing.assert_array_equal(both[~edge], pred_only[~edge])  # everywhere else: the prediction's fill
+    ring = both[edge]
+    dashes, gaps = (ring == class_color(3)).all(axis=-1), (ring == 0).all(axis=-1)
+    assert (dashes | gaps).all() and dashes.sum() > 0.3 * len(ring) and gaps.sum() > 0.3 * len(ring)
+
+
+def test_gt_mask_style_fill_none_and_only_a_gt_mask():
+    arrays = {"images": image(), "masks": PRED_MASK, "gt_masks": GT_MASK}
+    none = render_example(arrays, dataclasses.replace(PIXELS, gt_mask="none"))
+    assert same(none, render_example({"images": image(), "masks": PRED_MASK}, PIXELS))
+    filled = np.asarray(render_example(arrays, dataclasses.replace(PIXELS, gt_mask="fill")))
+    under = np.asarray(render_example({"images": image(), "masks": GT_MASK}, PIXELS))
+    expected = np.asarray(render_example({"images": under, "masks": PRED_MASK}, PIXELS))  # gt first, then pred
+    np.testing.assert_array_equal(filled, expected)
+    # without a predicted mask the gt mask is filled, as it always was; "none" hides it
+    gt_only = {"images": image(), "gt_masks": GT_MASK}
+    for style in ("outline", "fill"):
+        drawn = render_example(gt_only, dataclasses.replace(PIXELS, gt_mask=style))
+        assert same(drawn, render_example({"images": image(), "masks": GT_MASK}, PIXELS))
+    assert same(render_example(gt_only, dataclasses.replace(PIXELS, gt_mask="none")), Image.fromarray(image()))
+    assert same(render_example(arrays, dataclasses.replace(PIXELS, draw_gt=False)), none)
+
+
+def test_side_by_side_still_fills_the_gt_mask_in_its_own_panel():
+    arrays = {"images": image(), "masks": PRED_MASK, "gt_masks": GT_MASK}
+    styles = [RenderOptions(side_by_side=True, min_size=0, gt_mask=g) for g in ("outline", "fill", "none")]
+    first, *others = [render_example(arrays, s) for s in styles]
+    assert all(same(first, other) for other in others)

@@ -192,6 +192,19 @@ def test_side_by_side():
     )
 
 
+def test_gt_mask_outline_over_the_predicted_fill():
+    gt_mask = class_map()
+    example = {
+        "images": scene(),
+        "masks": np.roll(gt_mask, 2, axis=1),
+        "gt_masks": gt_mask,
+        "gt_boxes": express([[34, 27, 58, 42]], "xyxy", "pixels"),
+        "gt_box_labels": np.array([4]),
+    }
+    read = ReadOptions(class_names=CLASSES, box_format="xyxy", box_coords="pixels")
+    check_golden("gt_mask_outline", render_example(example, RenderOptions(mask_alpha=0.4), read))
+
+
 def match_example() -> dict[str, np.ndarray]:
     """Two predictions on one gt box (one is a TP, one a FP), one prediction on nothing, one gt box missed."""
     return {

@@ -8,7 +8,6 @@ from PIL import Image
 
 from exporter.errors import ConfigError
 from exporter.render import blend_mask, class_color
-from exporter.render.colors import PALETTE
 from exporter.render.text import get_font, label_image, label_size, paste_label
 
 IMG = np.full((4, 4, 3), 100, np.uint8)
@@ -58,11 +57,6 @@ def test_inputs_are_not_modified():
 def test_bad_alpha(alpha):
     with pytest.raises(ConfigError, match="alpha"):
         blend_mask(IMG, MASK, alpha=alpha)
-
-
-@pytest.mark.parametrize("class_id, expected", [(0, 0), (20, 0), (21, 1), (-1, 19), (10**12 + 3, 3)])
-def test_class_colour_wraps(class_id, expected):
-    assert class_color(class_id) == PALETTE[expected]
 
 
 def test_fonts_and_labels_are_cached():

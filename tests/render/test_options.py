@@ -37,6 +37,11 @@ from exporter.render import ReadOptions, RenderOptions, render_example
         ({"min_size": 64.0}, r"min_size must be an integer >= 0, got 64.0"),
         ({"draw_gt": "no"}, r"draw_gt must be True or False, got 'no'"),
         ({"draw_caption": 0}, r"draw_caption must be True or False, got 0"),
+        ({"gt_mask": "dashed"}, r"gt_mask must be one of outline, fill, none, got 'dashed'"),
+        ({"gt_mask": None}, r"gt_mask must be one of outline, fill, none, got None"),
+        ({"display_size": 0}, r"display_size must be None or an integer >= 32, got 0"),
+        ({"display_size": 320.0}, r"display_size must be None or an integer >= 32, got 320.0"),
+        ({"display_size": True}, r"display_size must be None or an integer >= 32, got True"),
         ({"legacy_read": {"class_names": ["cat"]}}, r"legacy_read must be a ReadOptions, got dict"),
     ],
 )
@@ -62,6 +67,9 @@ def test_render_options_errors(kwargs, match):
         ({"mean": [1, 2]}, r"mean must be a number or a list of 1, 3 or 4 finite numbers, got \[1, 2\]"),
         ({"mean": [0.5, float("inf"), 0.5]}, r"mean must be a number or a list of 1, 3 or 4 finite numbers"),
         ({"std": "x"}, r"std must be a number or a list of 1, 3 or 4 numbers, got 'x'"),
+        ({"mask_background": "None"}, r"mask_background must be an integer mask id, 'none' \(every id is a class\) or None"),
+        ({"mask_background": 1.0}, r"mask_background must be an integer mask id, 'none'"),
+        ({"mask_background": True}, r"mask_background must be an integer mask id, 'none'"),
     ],
 )
 def test_read_options_errors(kwargs, match):
@@ -70,7 +78,7 @@ def test_read_options_errors(kwargs, match):
 
 
 def test_read_options_default_to_not_set_and_store_tuples():
-    assert ReadOptions() == ReadOptions(None, None, None, None, False, None, None, None)
+    assert ReadOptions() == ReadOptions(None, None, None, None, False, None, None, None, None)
     o = ReadOptions(class_names=["a"], mean=[0.5, 0.5, 0.5], std=2, value_range=[0, 1])
     assert o.class_names == ("a",) and o.mean == (0.5, 0.5, 0.5) and o.std == (2.0,) and o.value_range == (0.0, 1.0)
     assert o.box_format is o.box_coords is o.layout is None and o.bgr is False
@@ -83,7 +91,7 @@ def test_render_options_are_frozen_style_only_and_work_with_replace():
     o = RenderOptions(topk=3, match_iou=0.5)
     assert {f.name for f in dataclasses.fields(o)} == {
         "score_threshold", "max_boxes", "side_by_side", "match_iou", "mask_alpha", "mask_outline",
-        "background_class", "topk", "min_size", "draw_gt", "draw_caption", "legacy_read",
+        "topk", "min_size", "draw_gt", "draw_caption", "gt_mask", "display_size", "legacy_read",
     }  # fmt: skip
     assert o.legacy_read is None
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -184,3 +192,49 @@ def test_legacy_keywords_render_exactly_like_read_options():
     np.testing.assert_array_equal(np.asarray(render_example(arrays, legacy, read)), expected)
     default_read = np.asarray(render_example(arrays, legacy, ReadOptions()))
     assert default_read.shape != expected.shape or (default_read != expected).any()
+
+
+# --- background_class became ReadOptions.mask_background ----------------------------------------------------
+
+
+@pytest.mark.parametrize("value, setting", [(255, 255), (None, "none"), (3, 3)])
+def test_background_class_warns_and_lands_in_legacy_read(value, setting):
+    with pytest.warns(DeprecationWarning, match=r"RenderOptions\(background_class\) is deprecated: .*ReadOptions\(mask_background\)"):
+        o = RenderOptions(topk=2, background_class=value)
+    assert o.legacy_read == ReadOptions(mask_background=setting)
+    assert o.background_class == value  # read back as before
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert dataclasses.replace(o, topk=3).legacy_read == o.legacy_read  # replace does not warn again
+
+
+def test_background_class_zero_its_old_default_sets_nothing():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        o = RenderOptions(background_class=0)
+    assert o == RenderOptions() and o.legacy_read is None and o.background_class == 0
+    with pytest.raises(ConfigError, match=r"^background_class must be None or an integer, got 1.5$"):
+        RenderOptions(background_class=1.5)
+
+
+@pytest.mark.parametrize(
+    "read, style, drawn",
+    [
+        (ReadOptions(), RenderOptions(), {1, 2}),  # unset: 0 is the background
+        (ReadOptions(mask_background=2), RenderOptions(), {0, 1}),
+        (ReadOptions(mask_background="none"), RenderOptions(), {0, 1, 2}),
+        (None, {"background_class": None}, {0, 1, 2}),  # the deprecated keyword still works
+        (None, {"background_class": 1}, {0, 2}),
+    ],
+)
+def test_mask_background_decides_which_ids_are_drawn(read, style, drawn):
+    from exporter.render.colors import class_color
+
+    mask = np.array([[0, 1, 2]] * 3)
+    arrays = {"images": np.zeros((3, 3, 3), np.uint8), "masks": mask}
+    if isinstance(style, dict):
+        with pytest.warns(DeprecationWarning):
+            style = RenderOptions(**style)
+    img = np.asarray(render_example(arrays, dataclasses.replace(style, mask_alpha=1.0, min_size=0, draw_caption=False), read))
+    shown = {int(c) for c in range(3) if img[0, c].tolist() == list(class_color(c))}
+    assert shown == drawn

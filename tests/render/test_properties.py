@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from exporter.errors import ConfigError, RenderError
-from exporter.render import ReadOptions, RenderOptions, draw_example, read_example, render_example, to_rgb_uint8
+from exporter.render import ReadOptions, RenderOptions, colors, draw_example, read_example, render_example, to_rgb_uint8
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -89,8 +89,11 @@ def test_to_rgb_uint8_accepts_every_supported_input(data):
     assert out.flags.c_contiguous
     assert not np.shares_memory(out, arr)
     assert same(arr, before)
-    if channels == 1:  # grey is replicated
-        assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+    if channels == 1:  # grey is replicated, but for NaN/inf pixels, which are magenta
+        grey = arr if arr.ndim == 2 else arr.reshape(h, w)
+        finite = np.isfinite(grey) if grey.dtype.kind == "f" else np.ones((h, w), bool)
+        assert (out[finite][:, 0] == out[finite][:, 1]).all() and (out[finite][:, 1] == out[finite][:, 2]).all()
+        assert (out[~finite] == (255, 0, 255)).all()
 
 
 @SETTINGS
@@ -102,11 +105,11 @@ def test_to_rgb_uint8_accepts_every_supported_input(data):
     ),
     value_range=st.sampled_from([None, "minmax", (0.0, 1.0), (0.0, 255.0)]),
 )
-def test_non_finite_floats_map_to_black_and_white(arr, value_range):
-    out = to_rgb_uint8(arr, value_range=value_range)[..., 0]
-    assert (out[np.isnan(arr)] == 0).all()
-    assert (out[np.isneginf(arr)] == 0).all()
-    assert (out[np.isposinf(arr)] == 255).all()
+def test_non_finite_floats_are_magenta_and_finite_ones_are_not(arr, value_range):
+    out = to_rgb_uint8(arr, value_range=value_range)
+    bad = ~np.isfinite(arr)
+    assert (out[bad] == colors.NONFINITE).all()
+    assert (out[~bad][:, 0] == out[~bad][:, 1]).all()  # grey: never magenta
 
 
 @SETTINGS
@@ -187,6 +190,7 @@ def examples(draw):
         box_format=draw(st.sampled_from([None, "yxyx", "xyxy", "xywh", "cxcywh"])),
         box_coords=draw(st.sampled_from([None, "normalized", "pixels"])),
         bgr=draw(st.booleans()),
+        mask_background=draw(st.sampled_from([None, 0, "none"])),
     )
     options = RenderOptions(
         side_by_side=draw(st.booleans()),
@@ -196,7 +200,6 @@ def examples(draw):
         min_size=draw(st.sampled_from([0, 16, 64])),
         score_threshold=draw(st.sampled_from([0.0, 0.5])),
         max_boxes=draw(st.sampled_from([0, 2, 100])),
-        background_class=draw(st.sampled_from([0, None])),
         draw_gt=draw(st.booleans()),
         draw_caption=draw(st.booleans()),
     )
@@ -230,11 +233,15 @@ def test_the_legacy_read_keywords_draw_exactly_what_read_options_draw(case):
     given = {
         f.name: getattr(read, f.name) for f in dataclasses.fields(read) if getattr(read, f.name) not in (None, False)
     }
+    if "mask_background" in given:  # its old keyword: background_class, None drawing every id
+        background = given.pop("mask_background")
+        given["background_class"] = None if background == "none" else background
     legacy = options
-    if given:
+    if given and given != {"background_class": 0}:  # 0, background_class's old default, sets nothing
         with pytest.warns(DeprecationWarning):
             legacy = dataclasses.replace(options, **given)
-        assert legacy.legacy_read == read
+        unset_zero = dataclasses.replace(read, mask_background=None) if read.mask_background == 0 else read
+        assert legacy.legacy_read == unset_zero
     np.testing.assert_array_equal(np.asarray(render_example(ex, legacy)), expected)
 
 

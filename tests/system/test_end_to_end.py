@@ -64,3 +64,24 @@ def test_demo_command_end_to_end(tmp_path):
     sheet = Image.open(tmp_path / "demo" / "contact_sheet.png")
     assert sheet.width > 500 and sheet.height > 200
     assert open_run(tmp_path / "demo" / "shards").steps == [60, 120]
+    # the demo exports with --changes: the second checkpoint fixes some examples and breaks others
+    assert "what changed from step 60 to step 120:" in proc.stdout and "filter 'changes/'" in proc.stdout
+    acc = read_events(tmp_path / "demo" / "logs" / "shapes")
+    changed = [t for t in acc.Tags()["images"] if t.startswith("changes/")]
+    fixed = [t for t in changed if t.startswith("changes/fixed/")]
+    broken = [t for t in changed if t.startswith("changes/broken/")]
+    assert fixed and broken, changed
+    assert all([e.step for e in acc.Images(t)] == [120] for t in changed)
+    (table,) = acc.Tensors("summary/changes")
+    text = table.tensor_proto.string_val[0].decode()
+    assert f"{len(fixed)} fixed, {len(broken)} broken" in text and f"{len(fixed)} examples fixed, {len(broken)} broken" in proc.stdout
+    assert [e.step for e in acc.Tensors("summary/worst")] == [60, 120]
+    # the detector and segmenter halves: their numbers are written, and the printout says where
+    acc = read_events(tmp_path / "demo" / "logs" / "shapes")
+    scalars = set(acc.Tags()["scalars"])
+    for tag in ("metrics/detection/mAP", "metrics/detection/AP50", "metrics/detection/AR100",
+                "metrics/segmentation/mean_iou", "metrics/segmentation/IoU/background"):
+        assert tag in scalars and [e.step for e in acc.Scalars(tag)] == [60, 120], tag
+    assert {f"pr_curve/detection/{c}" for c in ("circle", "square", "triangle")} <= set(acc.Tags()["tensors"])
+    for where in ("metrics/detection/mAP", "metrics/segmentation/mean_iou", "pr_curve/detection/<class>"):
+        assert where in proc.stdout, where

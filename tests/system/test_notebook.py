@@ -66,3 +66,9 @@ def test_notebook_runs_in_a_real_kernel(python3_kernel, tmp_path):
     assert len(images) >= 2
     assert nb.cells[-1].outputs[0].text.strip() == os.path.abspath(sys.executable)
     assert any("tensorboard --logdir" in o.get("text", "") for o in outputs)
+    # run.changes: what changed between the two checkpoints, printed, tabled and drawn
+    (cell,) = [c for c in nb.cells if c.cell_type == "code" and "run.changes(" in c.source]
+    text = "".join(o.get("text", "") for o in cell.outputs)
+    assert "StepChanges(step 1000 → 2000:" in text and "| **total** |" in text
+    assert any("image/png" in o.get("data", {}) for o in cell.outputs)
+    assert any("changes at step 2000" in o.get("text", "") for o in outputs)  # the export's report

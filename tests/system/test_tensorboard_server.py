@@ -55,7 +55,7 @@ def server(tmp_path_factory):
     logdir = root / "logs"
     report = export(root / "shards", logdir / "eval", ExportOptions())
     port = _free_port()
-    log = open(root / "tensorboard.log", "w")
+    log = open(root / "tensorboard.log", "w")  # noqa: SIM115 - open while the server runs, closed in teardown
     proc = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
          "--port", str(port), "--samples_per_plugin", "images=100", "--reload_interval", "1"],
