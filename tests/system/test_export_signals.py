@@ -42,6 +42,8 @@ from .exportrun import (
     wait_all_gone,
 )
 
+pytestmark = pytest.mark.campaign  # framework-free: make test runs these in the core environment only
+
 SCENARIOS = ("fresh", "existing", "incremental")
 INSTALL_POINTS = ("install:journal-written", "install:old-removed", "install:renamed", "install:file-written")
 
