@@ -28,7 +28,15 @@ scores per image, and the 80 COCO class names. Rows (key: what ÷ what):
   a logdir this tool wrote with 1,000 and 10,000 per-example tags: seconds until
   ``/data/plugin/images/tags`` lists every tag ÷ seconds until it answers at
   all, with the Rust data server (the default where its binary exists) and the
-  Python loader (``--load_fast=false``).
+  Python loader (``--load_fast=false``);
+* ``s3`` (section ``storage``): ``export`` S3 -> S3 on a ``moto_server`` started
+  for the section on 127.0.0.1 ÷ local -> local, images per second, 1 worker;
+  ``s3/memory``: that remote export's peak RSS ÷ 400 MB; ``dask``:
+  ``export-runs`` of 8 runs on a 2-worker Dask LocalCluster (started before the
+  clock) ÷ the same runs one after another; ``dask/plain`` (information): the 8
+  runs as 4 + 4 in two plain processes at once ÷ one after another, what two
+  processes gain on this machine without Dask. Skipped without s3fs, moto or
+  distributed.
 
 Each row shows the project's target for it and whether this run met
 it; the exit status is 0 either way (the test suite asserts behaviour, never
@@ -47,6 +55,7 @@ only when the ``bench`` command runs)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -57,7 +66,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +80,7 @@ RSS_LIMIT_MB = 400.0
 START_LIMIT_S = 0.3
 #: Bump when the generated data changes, so an old cache is not reused.
 DATA_VERSION = 1
-SECTIONS = ("export", "estimator", "memory", "start", "tensorboard")
+SECTIONS = ("export", "estimator", "memory", "start", "tensorboard", "storage")
 
 COCO_NAMES = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
@@ -111,6 +120,10 @@ class Sizes:
     export_budget_s: float = 120.0
     memory_budget_s: float = 120.0
     estimator_budget_s: float = 240.0
+    storage_images: int = 1024  # s3, s3/memory: images of the run exported local -> local and S3 -> S3
+    storage_run_images: int = 256  # dask: images of each of the 8 runs
+    storage_repeats: int = 3  # storage rows: interleaved passes per variant (median)
+    storage_budget_s: float = 120.0
 
 
 FULL = Sizes(
@@ -123,6 +136,7 @@ QUICK = Sizes(
     eval_batches=3, eval_batch_size=4, eval_repeats=1, light_batches=3, light_batch_size=4, light_repeats=1,
     start_repeats=3,
     export_budget_s=0.0, memory_budget_s=0.0, estimator_budget_s=0.0,
+    storage_images=48, storage_run_images=16, storage_repeats=1, storage_budget_s=0.0,
 )
 
 
@@ -443,7 +457,7 @@ def _contention_summary(groups: dict[str, list[dict[str, Any]]]) -> dict[str, An
 #: Every row of a full run, in the table's order (a run measures each or lists it as skipped).
 ROW_KEYS = (
     "defaults", "fast", "floor", "scaling", "hook", "hook/10", "hook/heavy", "in-graph", "memory", "linear",
-    "start", "tb/1k", "tb/10k", "tb/1k/python", "tb/10k/python",
+    "start", "s3", "s3/memory", "dask", "dask/plain", "tb/1k", "tb/10k", "tb/1k/python", "tb/10k/python",
 )
 #: Optional accelerators a "base install" child hides from itself, as if only the required packages were there.
 _EXTRAS = ("isal", "isal.isal_zlib", "fpng")
@@ -609,10 +623,11 @@ def _quiet_seconds(s: dict[str, Any]) -> float:
     return max(s["cpu_self"], total / min(workers, cores))
 
 
-def _sample(kind: str, cfg: dict[str, Any]) -> dict[str, Any]:
-    """One child run, with the share of the machine other processes used meanwhile."""
-    with Contention() as c:
-        out = _child([kind, json.dumps(cfg)])
+def _sample(kind: str, cfg: dict[str, Any], env: dict[str, str] | None = None,
+            own_cpu: Callable[[], float] = _tree_cpu_seconds) -> dict[str, Any]:
+    """One child run, with the share of the machine other processes (beyond ``own_cpu``) used meanwhile."""
+    with Contention(own_cpu) as c:
+        out = _child([kind, json.dumps(cfg)], env)
     out["others"] = c.share
     return out
 
@@ -1299,13 +1314,326 @@ def _serve_and_time(logdir: Path, load_fast: str, n: int, log_path: Path) -> dic
     return out
 
 
+# --------------------------------------------------------------------------- storage: object storage and Dask
+
+_STORAGE_ROWS = {
+    "s3": ("export S3 -> S3 (moto on loopback) ÷ local -> local, img/s, 1 worker", ">= 0.7x"),
+    "s3/memory": ("peak RSS, export S3 -> S3, 1 worker ÷ 400 MB (the local bound)", "<= 1x"),
+    "dask": ("export-runs of 8 runs on a 2-worker Dask LocalCluster ÷ one after another", ">= 1.6x"),
+    "dask/plain": ("the 8 runs as 4 + 4 in two plain processes at once ÷ one after another (no Dask)", "information"),
+}
+#: The runs of the dask rows: two halves, so that two plain processes can take one each.
+_HALVES = ("a", "b")
+_RUNS_PER_HALF = 4
+
+
+def storage_available() -> str | None:
+    """None when the storage rows can run here (s3fs, moto's server, distributed), else why not."""
+    import importlib.util
+
+    for module, extra in (("s3fs", "s3"), ("moto", "dev"), ("distributed", "dask")):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not importable: pip install 'summary-exporter[{extra}]'"
+    if not (Path(sys.executable).parent / "moto_server").exists():
+        return "no moto_server beside this Python: pip install 'moto[server]' (the dev extra)"
+    return None
+
+
+def bench_storage(sizes: Sizes, scratch: Path, results: Results) -> None:
+    """Rows s3, s3/memory, dask, dask/plain: a remote export against a local one, export-runs on Dask.
+
+    S3 is a ``moto_server`` on 127.0.0.1 started for the section; the children reach it through the standard
+    configuration only (``AWS_ENDPOINT_URL``, dummy credentials, config files in an empty folder), and its CPU
+    time counts as the remote export's own, not as other load. Every timed pass is a fresh interpreter,
+    variants interleaved, medians taken; each process makes one small export before its clock starts.
+    """
+    why = storage_available()
+    if why is not None:
+        results.skipped += [Skipped(k, label, target, why) for k, (label, target) in _STORAGE_ROWS.items()]
+        return
+    run_dir = scratch / "run-storage"
+    _say(f"storage rows: generating {sizes.storage_images} images (1 step) in {run_dir}")
+    write_run(run_dir, steps=1, per_step=sizes.storage_images, pool=ImagePool(seed=3), seed=3)
+    warm = write_run(scratch / "run-storage-warm", steps=1, per_step=8, pool=ImagePool(seed=9), seed=9)
+    common = {"warm": str(warm), "scratch": str(scratch)}
+    with _moto_server(scratch) as (env, moto):
+        bucket = f"s3://summary-exporter-bench-{os.getpid()}"
+        _child(["storage_upload", json.dumps({"src": str(run_dir), "dst": f"{bucket}/shards", "bucket": bucket})], env)
+
+        def export_pass(kind: str, r: int) -> dict[str, Any]:
+            src, dst = (str(run_dir), str(scratch / f"tb-local-{r}")) if kind == "local" else (
+                f"{bucket}/shards", f"{bucket}/tb-{r}")
+            m0 = _pid_cpu_seconds(moto.pid)
+            s = _sample("storage_export", common | {"src": src, "dst": dst}, env,
+                        lambda: _tree_cpu_seconds() + _pid_cpu_seconds(moto.pid))
+            s["server_cpu_seconds"] = _pid_cpu_seconds(moto.pid) - m0  # the whole child, its warm-up too
+            _say(f"  export {kind:<5} {s['images'] / s['seconds']:6.0f} img/s, peak RSS {s['maxrss_mb']:.0f} MB"
+                 + _others_text(s))
+            return s
+
+        samples = _interleaved(("local", "s3"), export_pass, sizes.storage_repeats, sizes.storage_budget_s / 2)
+    results.raw["storage_export"] = samples
+    local, s3 = _rate(samples["local"]), _rate(samples["s3"])
+    cpu = {k: statistics.median(s["cpu_seconds"] for s in _clean(v)) for k, v in samples.items()}
+    server = statistics.median(s["server_cpu_seconds"] for s in _clean(samples["s3"]))
+    quiet = all(_any_quiet(v) for v in samples.values())
+    results.rows.append(_at_least(
+        "s3", _STORAGE_ROWS["s3"][0], s3 / local, 0.7, f"{s3:.0f} vs {local:.0f} img/s",
+        f"{sizes.storage_images} images, {_dir_bytes(run_dir) / 2**20:.0f} MiB of shards; the export's own CPU "
+        f"{cpu['s3']:.2f} vs {cpu['local']:.2f} s, moto's {server:.2f} s a pass (on the same cores)"
+        + ("" if quiet else "; every pass contended: wall medians of all passes"),
+    ))
+    peak = max(s["maxrss_mb"] for s in samples["s3"])
+    results.rows.append(_at_most(
+        "s3/memory", _STORAGE_ROWS["s3/memory"][0], peak / RSS_LIMIT_MB, 1.0, f"{peak:.0f} MB",
+        f"local -> local of the same run: {max(s['maxrss_mb'] for s in samples['local']):.0f} MB",
+    ))
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+    runs = scratch / "runs-storage"
+    per_run = sizes.storage_run_images
+    _say(f"storage rows: generating {len(_HALVES) * _RUNS_PER_HALF} runs of {per_run} images in {runs}")
+    for h, half in enumerate(_HALVES):
+        for i in range(h * _RUNS_PER_HALF, (h + 1) * _RUNS_PER_HALF):
+            write_run(runs / half / f"run{i}", steps=1, per_step=per_run, pool=ImagePool(seed=10 + i), seed=10 + i)
+
+    def runs_pass(kind: str, r: int) -> dict[str, Any]:
+        logroot = scratch / f"runs-tb-{kind}-{r}"
+        cfg = common | {"root": str(runs), "logroot": str(logroot), "dask": kind == "dask"}
+        if kind == "plain":
+            s = _pair_sample([common | {"root": str(runs / h), "logroot": str(logroot / h), "dask": False}
+                              for h in _HALVES], scratch / f"pair-{r}")
+        else:
+            s = _sample("storage_runs", cfg)
+        shutil.rmtree(logroot, ignore_errors=True)
+        _say(f"  export-runs {kind:<10} {s['seconds']:5.1f} s for {s['images']} images" + _others_text(s))
+        return s
+
+    dask = _interleaved(("sequential", "dask", "plain"), runs_pass, sizes.storage_repeats, sizes.storage_budget_s / 2)
+    results.raw["storage_runs"] = dask
+    results.contention["storage"] = _contention_summary(samples | dask)
+    seconds = {k: statistics.median(s["seconds"] for s in _clean(v)) for k, v in dask.items()}
+    busy = statistics.median(s["task_seconds"] / s["seconds"] for s in _clean(dask["dask"]))
+    contended = "" if all(_any_quiet(v) for v in dask.values()) else "; every pass contended: wall medians of all passes"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    results.rows.append(_at_least(
+        "dask", _STORAGE_ROWS["dask"][0], seconds["sequential"] / seconds["dask"], 1.6,
+        f"{seconds['dask']:.1f} vs {seconds['sequential']:.1f} s",
+        f"8 x {per_run} images, local -> local, cluster started and warmed before the clock; the runs' export "
+        f"times ÷ wall time {busy:.2f} (2 = both workers always busy); {cores} cores" + contended,
+    ))
+    results.rows.append(Row(
+        "dask/plain", _STORAGE_ROWS["dask/plain"][0], seconds["sequential"] / seconds["plain"], "-", True,
+        f"{seconds['plain']:.1f} vs {seconds['sequential']:.1f} s",
+        "what two processes gain here without Dask: the ceiling of the dask row on this machine" + contended,
+        info=True,
+    ))
+    shutil.rmtree(runs, ignore_errors=True)
+
+
+def _interleaved(variants: Sequence[str], measure: Callable[[str, int], dict[str, Any]], repeats: int,
+                 budget_s: float) -> dict[str, list[dict[str, Any]]]:
+    """``repeats`` rounds of every variant, rotated, then disturbed variants again while ``budget_s`` lasts."""
+    samples: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    wanted = (repeats + 1) // 2
+    deadline = time.monotonic() + budget_s
+    n = len(variants)
+    for r in range(2 * repeats):  # the extra rounds only re-run variants that were disturbed
+        if r >= repeats and (time.monotonic() > deadline or not any(_needs_more(v, wanted) for v in samples.values())):
+            break
+        for v in [*variants[r % n :], *variants[: r % n]]:
+            if r < repeats or _needs_more(samples[v], wanted):
+                samples[v].append(measure(v, r))
+    return samples
+
+
+def _pid_cpu_seconds(pid: int) -> float:
+    """CPU seconds a running process has used (Linux /proc), 0 elsewhere: the moto server's, counted as ours."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+@contextlib.contextmanager
+def _moto_server(scratch: Path) -> Iterator[tuple[dict[str, str], subprocess.Popen]]:
+    """A ``moto_server`` on a free port of 127.0.0.1, and the environment that sends boto3 and s3fs to it."""
+    import urllib.request
+
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback never goes through a proxy
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    with open(scratch / "moto.log", "wb") as log:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with direct.open(endpoint + "/moto-api/", timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not answer on {endpoint} (see {scratch / 'moto.log'})") from None
+                time.sleep(0.05)
+        config = scratch / "aws"  # empty: a developer's own ~/.aws profile can neither leak in nor redirect
+        config.mkdir(exist_ok=True)
+        yield {
+            "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(config / "config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(config / "credentials"),
+            "NO_PROXY": ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"])),
+        }, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _pair_sample(cfgs: list[dict[str, Any]], sync: Path) -> dict[str, Any]:
+    """Two ``storage_runs`` children at once, released together after both warmed up; the pair's wall time."""
+    sync.mkdir(parents=True, exist_ok=True)
+    go = sync / "go"
+    with Contention() as c:
+        procs = []
+        for i, cfg in enumerate(cfgs):
+            cfg = cfg | {"ready": str(sync / f"ready-{i}"), "go": str(go)}
+            procs.append(subprocess.Popen([sys.executable, "-c", _CHILD_CODE, "storage_runs", json.dumps(cfg)],
+                                          stdout=subprocess.PIPE, text=True))
+        try:
+            deadline = time.monotonic() + 300
+            while not all((sync / f"ready-{i}").exists() for i in range(len(cfgs))):
+                if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+                    break  # a child failed (or hangs): its exit status says so below
+                time.sleep(0.005)
+            go.touch()
+            outs = [p.communicate()[0] for p in procs]
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+    for p in procs:
+        if p.returncode != 0:
+            raise RuntimeError(f"bench child storage_runs failed with exit status {p.returncode} (its stderr is above)")
+    each = [json.loads(out.strip().splitlines()[-1]) for out in outs]
+    shutil.rmtree(sync, ignore_errors=True)
+    return {"seconds": max(s["end"] for s in each) - min(s["start"] for s in each), "images": sum(s["images"] for s in each),
+            "task_seconds": sum(s["task_seconds"] for s in each), "each": each, "others": c.share}
+
+
+def _warm_export(run_dir: str, scratch: str) -> None:
+    """One small export, thrown away: what a process pays for its first export (imports, encoder, caches)."""
+    import warnings
+
+    _warm_imports()
+    from .api import ExportOptions, export
+
+    logdir = tempfile.mkdtemp(prefix="warm-", dir=scratch)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            export(run_dir, logdir, ExportOptions(workers=1))
+    finally:
+        shutil.rmtree(logdir, ignore_errors=True)
+
+
+def _storage_upload_child(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Run in a child: make the bucket and put a local run folder under ``dst``."""
+    from .storage import join, locate, put_file
+
+    target = locate(cfg["dst"])
+    target.fs.mkdir(cfg["bucket"].removeprefix("s3://"))
+    src = Path(cfg["src"])
+    files = [p for p in sorted(src.rglob("*")) if p.is_file()]
+    for p in files:
+        put_file(p, join(target, p.relative_to(src).as_posix()))
+    return {"files": len(files)}
+
+
+def _storage_export_child(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Run in a child: one export ``src`` -> ``dst`` (paths or URLs) on 1 worker; its time, CPU and peak RSS."""
+    import warnings
+
+    from .api import ExportOptions, export
+    from .storage import locate, remove
+
+    _warm_export(cfg["warm"], cfg["scratch"])  # local: what a remote export also needs before its first byte
+    if "://" in cfg["src"]:
+        import importlib
+
+        importlib.import_module("s3fs")  # before the clock: the local pass has nothing more to import
+    t0, c0 = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "TensorBoard shows only 10 samples per tag": true, and not the point
+        report = export(cfg["src"], cfg["dst"], ExportOptions(workers=1))
+    out = {"images": report.images, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+           "maxrss_mb": _maxrss_mb("RUSAGE_SELF")}
+    remove(locate(cfg["dst"]), recursive=True)  # keeps moto's memory (and the disk) flat across passes
+    return out
+
+
+def _storage_runs_child(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Run in a child: ``export_runs`` of ``root``, one after another or on a 2-worker LocalCluster started first.
+
+    Every process makes one small export first (each Dask worker too), so the clock sees no first export.
+    With ``ready`` and ``go`` (two plain processes at once) it says it is ready and waits for the go.
+    """
+    import warnings
+
+    from .api import ExportOptions, export_runs
+
+    cluster = client = None
+    scheduler = None
+    if cfg["dask"]:
+        import distributed
+
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                           host="127.0.0.1")
+        client = distributed.Client(cluster)
+        client.run(_warm_export, cfg["warm"], cfg["scratch"])
+        scheduler = cluster.scheduler_address
+    else:
+        _warm_export(cfg["warm"], cfg["scratch"])
+    if cfg.get("ready"):
+        Path(cfg["ready"]).touch()
+        deadline = time.monotonic() + 300
+        while not os.path.exists(cfg["go"]) and time.monotonic() < deadline:
+            time.sleep(0.002)
+    try:
+        start, t0 = time.time(), time.perf_counter()  # time.time: the pair's two clocks are compared
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            report = export_runs(cfg["root"], cfg["logroot"], ExportOptions(workers=1), scheduler=scheduler)
+        seconds, end = time.perf_counter() - t0, time.time()
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    if report.failed:
+        raise RuntimeError(f"export-runs failed: {[(r.run, r.error) for r in report.failed]}")
+    return {"images": sum(r.images for r in report.results), "seconds": seconds, "start": start, "end": end,
+            "task_seconds": sum(r.seconds for r in report.results)}
+
+
+
 # --------------------------------------------------------------------------- child processes
 
 
-def _child(argv: list[str]) -> dict[str, Any]:
-    """Run ``_child_main(argv)`` in a fresh interpreter; it prints one JSON object as its last stdout line."""
-    code = "import sys, exporter.bench as b; raise SystemExit(b._child_main(sys.argv[1:]))"
-    out = subprocess.run([sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, text=True, check=False)
+_CHILD_CODE = "import sys, exporter.bench as b; raise SystemExit(b._child_main(sys.argv[1:]))"
+
+
+def _child(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``_child_main(argv)`` in a fresh interpreter, with ``env`` added to this environment; it prints one
+    JSON object as its last stdout line."""
+    out = subprocess.run([sys.executable, "-c", _CHILD_CODE, *argv], stdout=subprocess.PIPE, text=True, check=False,
+                         env=None if env is None else {**os.environ, **env})
     if out.returncode != 0:
         raise RuntimeError(f"bench child {argv[0]} failed with exit status {out.returncode} (its stderr is above)")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -1316,7 +1644,9 @@ def _child_main(argv: Sequence[str]) -> int:
     if cfg.get("base"):
         for module in _EXTRAS:  # importing them now raises ImportError: the base install
             sys.modules[module] = None  # type: ignore[assignment]
-    children = {"pass": _pass_child, "export": _export_child, "measure": _measure_child, "estimator": _estimator_child}
+    children = {"pass": _pass_child, "export": _export_child, "measure": _measure_child, "estimator": _estimator_child,
+                "storage_upload": _storage_upload_child, "storage_export": _storage_export_child,
+                "storage_runs": _storage_runs_child}
     if kind not in children:
         raise SystemExit(f"unknown bench child {kind!r}")
     print(json.dumps(children[kind](cfg)))
@@ -1406,6 +1736,7 @@ def run(args: argparse.Namespace) -> int:
     _say(f"machine: {machine_line(results.machine)}")
     skipped = {
         "export": ("defaults", "fast", "floor", "scaling"), "memory": ("memory", "linear"), "start": ("start",),
+        "storage": tuple(_STORAGE_ROWS),
     }
     try:
         if "start" not in args.skip:
@@ -1418,6 +1749,8 @@ def run(args: argparse.Namespace) -> int:
         bench_estimator(sizes, scratch, results, skip)
         skip = "--quick" if args.quick else "--skip tensorboard" if "tensorboard" in args.skip else None
         bench_tensorboard(sizes, scratch, results, skip)
+        if "storage" not in args.skip:
+            bench_storage(sizes, scratch, results)
         for section, keys in skipped.items():
             if section in args.skip:
                 results.skipped += [Skipped(k, f"{section} row", "-", f"--skip {section}") for k in keys]

@@ -15,8 +15,10 @@ from exporter.cli import build_parser
 #: Every row of the issue; a run either measures a row or lists it as skipped with a reason.
 ALL_ROWS = {
     "defaults", "fast", "floor", "scaling", "hook", "hook/10", "hook/heavy", "in-graph", "memory", "linear", "start",
-    "tb/1k", "tb/10k", "tb/1k/python", "tb/10k/python",
+    "tb/1k", "tb/10k", "tb/1k/python", "tb/10k/python", "s3", "s3/memory", "dask", "dask/plain",
 }
+#: The rows of the storage section, which starts servers: tests/test_bench_storage.py runs it.
+STORAGE_ROWS = {"s3", "s3/memory", "dask", "dask/plain"}
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,8 @@ def quick_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bench")
     out = tmp / "out" / "bench.json"
     args = build_parser().parse_args(  # the flags live in the CLI, so --help never imports the benchmark
-        ["bench", "--quick", "--json", str(out), "--workdir", str(tmp / "work"), "--cache-dir", str(tmp / "cache")]
+        ["bench", "--quick", "--json", str(out), "--workdir", str(tmp / "work"), "--cache-dir", str(tmp / "cache"),
+         "--skip", "storage"]  # a moto server and a Dask cluster: tests/test_bench_storage.py
     )
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
@@ -53,6 +56,7 @@ def test_every_row_of_the_issue_is_measured_or_skipped_with_a_reason(quick_run):
     assert {r["key"] for r in result["rows"]} | set(skipped) >= ALL_ROWS
     assert set(skipped) >= {"hook", "hook/10", "hook/heavy", "in-graph"}  # --quick never starts an Estimator ...
     assert {k for k in skipped if k.startswith("tb/")}  # ... nor a TensorBoard server (tests/system does)
+    assert {k: skipped[k] for k in STORAGE_ROWS} == dict.fromkeys(STORAGE_ROWS, "--skip storage")
 
 
 def test_the_catalogue_of_rows_is_the_one_the_issue_asks_for():
