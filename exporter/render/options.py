@@ -198,7 +198,9 @@ class RenderOptions:
     * ``gt_mask``: how the single panel shows a gt mask next to a predicted one: ``"outline"`` (its class
       boundaries dashed, class colour on black, over the prediction's fill), ``"fill"`` (blended like the
       prediction, under it) or ``"none"``. A gt mask without a predicted one is filled, unless ``"none"``.
-      ``side_by_side`` always fills it in its own panel.
+      ``side_by_side`` always fills it in its own panel. Gt instance masks follow it too, except that
+      ``"outline"`` (dashed, over the predicted instances) holds even without predicted ones: a gt
+      instance is drawn like a gt box, outline only.
 
     The read keywords (``class_names``, ``box_format``, ``box_coords``,
     ``layout``, ``bgr``, ``value_range``, ``mean``, ``std``) are deprecated here:
