@@ -166,6 +166,7 @@ def read_options_for(options: ExportOptions, meta: ShardMeta, names: tuple[str, 
         layout=r.layout or meta.image_layout,
         value_range=r.value_range if r.value_range is not None else _range(meta.image_range),
         mask_background=r.mask_background if r.mask_background is not None else _background(meta.mask_background),
+        keypoint_edges=r.keypoint_edges if r.keypoint_edges is not None else meta.keypoint_edges,
     )
 
 

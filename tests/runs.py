@@ -26,6 +26,10 @@ CLASSIFICATION = ("images", "labels", "probs", "pred_labels", "pred_scores", "id
 DETECTION = ("boxes", "box_labels", "box_scores", "num_boxes", "gt_boxes", "gt_box_labels", "gt_num_boxes")
 SEGMENTATION = ("masks", "gt_masks")
 ALL_FIELDS = CLASSIFICATION + DETECTION + SEGMENTATION
+#: Format 1.1 per-box fields, drawn only when asked for (with DETECTION): ALL_FIELDS keeps the 1.0 set.
+INSTANCES = ("instance_masks", "gt_instance_masks", "keypoints", "keypoint_scores", "gt_keypoints")
+#: The skeleton of the three ``keypoints`` of each box (top-left corner, centre, bottom-right corner).
+KEYPOINT_EDGES = [[0, 1], [1, 2]]
 DEFAULT_N = 6
 
 
@@ -45,11 +49,13 @@ def run_arrays(
     so a step has right and wrong predictions and not always the argmax; ``pred_scores`` are the
     probabilities of the predicted classes. Three boxes per example (yxyx normalized, ``num_boxes``
     0..3), two ground-truth boxes each, and class maps for ``masks`` / ``gt_masks``. ``ids`` are
-    ``id000``, ``id001``... unless given.
+    ``id000``, ``id001``... unless given. The ``INSTANCES`` come from the boxes, without drawing
+    more random numbers: each box's mask is its inside, its keypoints its top-left corner, centre
+    and bottom-right corner (normalized x, y as the boxes), the centre scored 0.1, the others 0.9.
     """
     fields = tuple(fields)
-    if unknown := sorted(set(fields) - set(ALL_FIELDS)):
-        raise ValueError(f"run_arrays has no field(s) {unknown}; it draws {list(ALL_FIELDS)}")
+    if unknown := sorted(set(fields) - set(ALL_FIELDS + INSTANCES)):
+        raise ValueError(f"run_arrays has no field(s) {unknown}; it draws {list(ALL_FIELDS + INSTANCES)}")
     if ids is not None and len(ids) != n:
         raise ValueError(f"{len(ids)} ids for n={n} examples")
     h, w = image_shape
@@ -79,7 +85,32 @@ def run_arrays(
         "gt_masks": rng.integers(0, k, (n, h, w)),
         "ids": np.array([f"id{i:03d}" for i in range(n)] if ids is None else list(ids)),
     }
+    if set(fields) & set(INSTANCES):
+        drawn.update(_instances(drawn["boxes"], drawn["gt_boxes"], h, w))
     return {name: drawn[name] for name in fields}
+
+
+def _instances(boxes: np.ndarray, gt_boxes: np.ndarray, h: int, w: int) -> dict[str, np.ndarray]:
+    """Instance masks and keypoints of (N, M, 4) yxyx normalized boxes (see ``run_arrays``)."""
+    def masks(b: np.ndarray) -> np.ndarray:
+        y = (np.arange(h) + 0.5) / h
+        x = (np.arange(w) + 0.5) / w
+        inside_y = (y >= b[..., 0, None]) & (y <= b[..., 2, None])
+        inside_x = (x >= b[..., 1, None]) & (x <= b[..., 3, None])
+        return inside_y[..., :, None] & inside_x[..., None, :]
+
+    def points(b: np.ndarray) -> np.ndarray:
+        corner0, corner1 = b[..., [1, 0]], b[..., [3, 2]]
+        return np.stack([corner0, (corner0 + corner1) / 2, corner1], axis=-2).astype(np.float32)
+
+    scores = np.broadcast_to(np.array([0.9, 0.1, 0.9], np.float32), (*boxes.shape[:2], 3)).copy()
+    return {
+        "instance_masks": masks(boxes),
+        "gt_instance_masks": masks(gt_boxes),
+        "keypoints": points(boxes),
+        "keypoint_scores": scores,
+        "gt_keypoints": points(gt_boxes),
+    }
 
 
 def write_run(

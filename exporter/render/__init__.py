@@ -16,7 +16,8 @@ The renderer depends on numpy, Pillow and the package's ``schema``,
 * ``image``     where an image is normalised: any layout, dtype and range → (H, W, 3) uint8 RGB;
 * ``boxes``     where a box format is converted; IoU and greedy matching;
 * ``classes``   how a class id is read and the name it shows as;
-* ``masks``     class maps read and blended; ``text`` fonts and cached labels; ``colors`` every colour.
+* ``masks``     class maps read and blended, instance masks drawn; ``keypoints`` dots and skeletons;
+* ``text``      fonts and cached labels; ``colors`` every colour.
 
 >>> import numpy as np
 >>> render_example({"images": np.zeros((64, 48, 3), np.float32)}).size

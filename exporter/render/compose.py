@@ -5,7 +5,8 @@ Output layout, top to bottom:
 * with ``side_by_side=True``, a header strip naming the two panels;
 * the panel(s): the image, integer-upscaled (nearest) so its shortest side is
   at least ``min_size`` (but the long side not beyond 4096, nor beyond
-  ``display_size``), with masks blended and boxes drawn on it; the aspect
+  ``display_size``), with masks blended, boxes (with their instance masks and
+  keypoints) drawn on it; the aspect
   ratio of the input is kept exactly. With ``display_size``, a picture bigger
   than that is first shrunk (bicubic) so the whole output fits a
   ``display_size`` square, text included, and the aspect ratio is kept to the
@@ -51,8 +52,9 @@ from .captions import caption, draw_topk, fit_caption, score_text, topk_rows
 from .classes import NO_CLASS, class_name
 from .colors import Color, class_color, text_color
 from .example import Boxes, Example, read_example
-from .masks import blend_into, outline_dashed_into
-from .options import ReadOptions, RenderOptions
+from .keypoints import draw_keypoints
+from .masks import blend_into, instance_into, outline_dashed_into
+from .options import GtMaskStyle, ReadOptions, RenderOptions
 from .text import label_size, paste_box_label, paste_label
 
 _MIN_FONT = 11
@@ -109,6 +111,7 @@ class _Panel:
     gt: Boxes | None
     pred: Boxes | None
     title: str = ""
+    gt_instances: GtMaskStyle = "outline"  # gt instance masks: dashed outline; "fill": blended too; "none"
 
     def bounds(self, w: int, h: int) -> tuple[int, int, int, int]:
         """The panel's (x0, y0, x1, y1) on the canvas, exclusive end."""
@@ -144,6 +147,16 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
     and labelled "gt: name" under their bottom-left corner; with ``match_iou``
     predictions are coloured TP (green) / FP (red), unmatched gt boxes are
     labelled "missed" (orange) and the caption counts them ("TP 2 FP 1 FN 0").
+
+    A box's instance mask and keypoints are drawn only when the box is, in its
+    colour. Predicted masks are blended (``mask_alpha``) with a solid outline;
+    gt masks, like gt boxes, are dashed outlines (class colour on black) over the
+    predictions; with ``gt_mask="fill"`` they are blended too, under the
+    predictions, with ``"none"`` not drawn; in the ``side_by_side`` gt panel
+    they are blended and dashed. Keypoints are dots (radius box line + 2) joined
+    by the ``keypoint_edges`` skeleton, predicted ones filled, gt ones hollow
+    rings; a keypoint that is NaN, outside the image or scored below
+    ``score_threshold`` is not drawn, nor is an edge with such an end.
     The example is not modified.
 
     >>> draw_example(Example(np.zeros((64, 48, 3), np.uint8)), RenderOptions(min_size=0)).size
@@ -206,7 +219,7 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
     header_h = label_size("x", sizes.font)[1] if o.side_by_side else 0
     if o.side_by_side:
         panels = [
-            _Panel(0, header_h, _present(gt_masks), None, gt_drawn, None, "ground truth"),
+            _Panel(0, header_h, _present(gt_masks), None, gt_drawn, None, "ground truth", gt_instances="fill"),
             _Panel(w + gap, header_h, _present(masks), None, None, pred, "prediction"),
         ]
         width = 2 * w + gap
@@ -216,7 +229,7 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
             fills = (gt_masks, *fills)  # under the prediction
         elif gt_masks is not None and o.gt_mask == "outline":
             outline = gt_masks
-        panels = [_Panel(0, 0, fills, outline, gt_drawn, pred)]
+        panels = [_Panel(0, 0, fills, outline, gt_drawn, pred, gt_instances=o.gt_mask)]
         width = w
     caption_lines, caption_size, caption_h = _caption_layout(strip, width, sizes)
     topk_h = _topk_height(topk, sizes)
@@ -244,6 +257,7 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
             )
         if p.outline is not None:
             outline_dashed_into(region, p.outline, background=example.mask_background, width=sizes.line, dash=sizes.dash)
+        _draw_instances(region, p, matched, missed, o.mask_alpha, sizes)
     # dashed gt boxes are cheaper as numpy slices than as Pillow calls, and go under the predictions
     gt_labels = [
         _draw_gt(canvas, p.gt, missed, names, scale, p.bounds(w, h), sizes) if p.gt is not None else []
@@ -255,6 +269,7 @@ def draw_example(example: Example, style: RenderOptions = _DEFAULT_STYLE) -> Ima
     for p, p_gt_labels in zip(panels, gt_labels, strict=True):
         bounds = p.bounds(w, h)
         pred_labels = _draw_pred(draw, p.pred, matched, names, scale, bounds, sizes) if p.pred is not None else []
+        _draw_poses(draw, p, matched, missed, example.keypoint_edges, o.score_threshold, scale, bounds, sizes)
         # labels go on after every box, so no box line crosses a label; best predictions pick their spot first
         taken: list[tuple[int, int, int, int]] = []
         for text, box, bg, where in pred_labels + p_gt_labels:
@@ -375,21 +390,84 @@ def _class_box_color(cid: int) -> Color:
     return colors.UNKNOWN if cid == NO_CLASS else class_color(cid)
 
 
+def _pred_colors(boxes: Boxes, matched: np.ndarray | None) -> list[Color]:
+    """The colour of each predicted box, which its instance mask and keypoints share: TP/FP, else its class's."""
+    if matched is not None:
+        return [colors.TP if m else colors.FP for m in matched.tolist()]
+    if boxes.labels is None:
+        return [class_color(0)] * len(boxes)
+    return [_class_box_color(cid) for cid in boxes.labels.tolist()]
+
+
+def _gt_colors(boxes: Boxes, missed: np.ndarray | None) -> list[Color]:
+    """The colour of each gt box, which its instance mask and keypoints share: missed/GT, else its class's."""
+    if missed is not None:
+        return [colors.MISSED if m else colors.GT for m in missed.tolist()]
+    if boxes.labels is None:
+        return [colors.GT] * len(boxes)
+    return [_class_box_color(cid) for cid in boxes.labels.tolist()]
+
+
+def _draw_instances(
+    region: np.ndarray, p: _Panel, matched: np.ndarray | None, missed: np.ndarray | None, alpha: float, sizes: _Sizes
+) -> None:
+    """Draw the panel's instance masks into its canvas ``region`` in place, in their boxes' colours.
+
+    Ground truth first (dashed outline, class colour on black like gt boxes; blended too when
+    ``p.gt_instances`` is "fill"), then predictions lowest score first (blended fill and a solid
+    outline), so the best is on top. Ground truth drawn only as outlines goes last, over the fills.
+    """
+    gt = p.gt if p.gt is not None and p.gt.masks is not None and p.gt_instances != "none" else None
+    gt_fill = alpha if p.gt_instances == "fill" else 0.0
+    gt_masks = [] if gt is None or gt.masks is None else list(zip(gt.masks, _gt_colors(gt, missed), strict=True))
+    if gt_fill:
+        for mask, color in gt_masks:
+            instance_into(region, mask, color, alpha=gt_fill, outline_width=sizes.line, dash=sizes.dash)
+    if p.pred is not None and p.pred.masks is not None:
+        pred_colors = _pred_colors(p.pred, matched)
+        for i in range(len(p.pred) - 1, -1, -1):
+            instance_into(region, p.pred.masks[i], pred_colors[i], alpha=alpha, outline_width=max(1, sizes.line // 2))
+    if not gt_fill:
+        for mask, color in gt_masks:
+            instance_into(region, mask, color, alpha=0.0, outline_width=sizes.line, dash=sizes.dash)
+
+
+def _draw_poses(
+    draw: ImageDraw.ImageDraw,
+    p: _Panel,
+    matched: np.ndarray | None,
+    missed: np.ndarray | None,
+    edges: Sequence[Sequence[int]] | None,
+    threshold: float,
+    scale: tuple[float, float],
+    bounds: tuple[int, int, int, int],
+    sizes: _Sizes,
+) -> None:
+    """Draw the panel's keypoints and skeletons: gt hollow, then predictions filled, lowest score first."""
+    draw_one = functools.partial(
+        draw_keypoints, draw, edges=edges, threshold=threshold, scale=scale, bounds=bounds, line=sizes.line
+    )
+    if p.gt is not None and p.gt.keypoints is not None:
+        for points, color in zip(p.gt.keypoints, _gt_colors(p.gt, missed), strict=True):
+            draw_one(points, color, scores=None, hollow=True)
+    if p.pred is not None and p.pred.keypoints is not None:
+        pred_colors = _pred_colors(p.pred, matched)
+        scores = p.pred.keypoint_scores
+        for i in range(len(p.pred) - 1, -1, -1):
+            draw_one(p.pred.keypoints[i], pred_colors[i], scores=None if scores is None else scores[i], hollow=False)
+
+
 def _draw_pred(draw, boxes: Boxes, matched, names: Sequence[str] | None, scale, bounds, sizes: _Sizes) -> list:
     """Draw predicted boxes (lowest score first, so the best is on top); return their labels, best first."""
     labels = []
     rects = _pixel_rects(boxes.xyxy, scale, bounds)
+    box_colors = _pred_colors(boxes, matched)
     for i in range(boxes.xyxy.shape[0] - 1, -1, -1):
         rect = rects[i]
         if rect is None:
             continue
         cid = None if boxes.labels is None else int(boxes.labels[i])
-        if matched is not None:
-            color = colors.TP if matched[i] else colors.FP
-        elif cid is None:
-            color = class_color(0)
-        else:
-            color = _class_box_color(cid)
+        color = box_colors[i]
         draw.rectangle(rect, outline=color, width=sizes.line)
         parts = []
         if cid is not None:
@@ -407,17 +485,13 @@ def _draw_gt(
     """Draw gt boxes dashed (colour on black) on the numpy canvas; return their labels, for the bottom-left corner."""
     labels = []
     rects = _pixel_rects(boxes.xyxy, scale, bounds)
+    box_colors = _gt_colors(boxes, missed)
     for i in range(boxes.xyxy.shape[0]):
         rect = rects[i]
         if rect is None:
             continue
         cid = None if boxes.labels is None else int(boxes.labels[i])
-        if missed is not None:
-            color = colors.MISSED if missed[i] else colors.GT
-        elif cid is None:
-            color = colors.GT
-        else:
-            color = _class_box_color(cid)
+        color = box_colors[i]
         _dashed_rect(canvas, rect, color, sizes)
         prefix = "missed" if missed is not None and missed[i] else "gt"
         labels.append((f"{prefix}: {class_name(cid, names)}" if cid is not None else prefix, rect, color, "bottom"))

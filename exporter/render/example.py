@@ -3,8 +3,9 @@
 All reading of an example's arrays happens here: ODAPI names are made
 canonical, the image normalised (``image``), boxes converted to pixels of the
 original image (``boxes``), class ids read (``classes``), class maps read
-(``masks``). What is left for ``compose`` is style: which boxes to keep, how to
-draw them. The records check themselves in ``__post_init__``, so an ``Example``
+(``masks``), and each box's instance mask and keypoints kept with the box
+(``Boxes``), so whatever decides that a box is drawn decides it for them too.
+What is left for ``compose`` is style: which boxes to keep, how to draw them. The records check themselves in ``__post_init__``, so an ``Example``
 built by hand is as safe to draw as a read one.
 """
 
@@ -19,14 +20,14 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_names, check_type, is_int
-from ..errors import RenderError
+from ..errors import ConfigError, RenderError
 from ..odapi import to_canonical
 from ..schema import DEFAULT_BOX_COORDS, DEFAULT_BOX_FORMAT, DEFAULT_MASK_BACKGROUND
 from .boxes import as_box_array, to_pixel_xyxy_keep
 from .classes import NO_CLASS, class_ids
 from .image import rgb_view
 from .masks import read_class_map
-from .options import ReadOptions, mask_background_id
+from .options import ReadOptions, check_keypoint_edges, mask_background_id
 
 __all__ = ["NO_CLASS", "Boxes", "Example", "read_example"]
 
@@ -46,13 +47,17 @@ def _as(value: Any, name: str, kinds: str, dtype: type, expected: str) -> np.nda
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Boxes:
-    """K boxes of one kind: pixel ``xyxy`` of the original image, with optional parallel ``labels``/``scores``.
+    """K boxes of one kind: pixel ``xyxy`` of the original image, with optional parallel per-box arrays.
 
     * ``xyxy``: (K, 4) float64, finite, x1 <= x2 and y1 <= y2 (boxes may reach outside the image);
     * ``labels``: (K,) int64 class ids (``NO_CLASS`` where unreadable), or None;
-    * ``scores``: (K,) float64 (NaN allowed: such a box never passes a score threshold), or None.
+    * ``scores``: (K,) float64 (NaN allowed: such a box never passes a score threshold), or None;
+    * ``masks``: (K, h, w) bool instance masks in image space (any resolution: resized to the
+      image when drawn), or None;
+    * ``keypoints``: (K, P, 2) float64 x, y in pixels of the original image (NaN: no keypoint), or None;
+    * ``keypoint_scores``: (K, P) float64 (NaN: never drawn), or None; only with ``keypoints``.
 
-    Integer and float arrays are converted to those dtypes.
+    Integer and float arrays are converted to those dtypes (integer masks: nonzero is inside).
 
     >>> Boxes(np.array([[0, 0, 10, 5]]), labels=np.array([2])).xyxy.dtype
     dtype('float64')
@@ -65,6 +70,9 @@ class Boxes:
     xyxy: np.ndarray
     labels: np.ndarray | None = None
     scores: np.ndarray | None = None
+    masks: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
+    keypoint_scores: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         set_ = functools.partial(object.__setattr__, self)
@@ -90,16 +98,48 @@ class Boxes:
                     f"{name} must be a 1D np.ndarray with shape ({k},) for {k} boxes, but got {_shape_text(value)}"
                 )
             set_(name, _as(value, name, kinds, dtype, what))
+        self._check_instances(k)
+
+    def _check_instances(self, k: int) -> None:
+        """Check and convert ``masks``, ``keypoints`` and ``keypoint_scores`` (parallel to the K boxes)."""
+        set_ = functools.partial(object.__setattr__, self)
+        if self.masks is not None:
+            m = self.masks
+            if not isinstance(m, np.ndarray) or m.ndim != 3 or m.shape[0] != k or 0 in m.shape[1:]:
+                raise RenderError(
+                    f"masks must be a 3D np.ndarray with shape ({k}, h, w) for {k} boxes, but got {_shape_text(m)}"
+                )
+            set_("masks", _as(m, "masks", "biu", np.bool_, "bool or 0/1 integer masks"))
+        if self.keypoints is not None:
+            p = self.keypoints
+            if not isinstance(p, np.ndarray) or p.ndim != 3 or p.shape[0] != k or p.shape[2] != 2:
+                raise RenderError(
+                    f"keypoints must be a 3D np.ndarray with shape ({k}, P, 2) for {k} boxes, but got {_shape_text(p)}"
+                )
+            set_("keypoints", _as(p, "keypoints", "iuf", np.float64, "numeric"))
+        if self.keypoint_scores is not None:
+            if self.keypoints is None:
+                raise RenderError("keypoint_scores were given without keypoints")
+            shape = self.keypoints.shape[:2]
+            s = self.keypoint_scores
+            if not isinstance(s, np.ndarray) or s.shape != shape:
+                raise RenderError(
+                    f"keypoint_scores must be a 2D np.ndarray with shape {shape} like keypoints, but got {_shape_text(s)}"
+                )
+            set_("keypoint_scores", _as(s, "keypoint_scores", "biuf", np.float64, "numeric"))
 
     def __len__(self) -> int:
         return self.xyxy.shape[0]
 
     def take(self, index: np.ndarray) -> Boxes:
-        """The boxes at ``index`` (an index or bool array), in that order, with their labels and scores."""
+        """The boxes at ``index`` (an index or bool array), in that order, with everything parallel to them."""
         return Boxes(
             self.xyxy[index],
             None if self.labels is None else self.labels[index],
             None if self.scores is None else self.scores[index],
+            None if self.masks is None else self.masks[index],
+            None if self.keypoints is None else self.keypoints[index],
+            None if self.keypoint_scores is None else self.keypoint_scores[index],
         )
 
 
@@ -108,8 +148,8 @@ class Example:
     """One example, ready to draw; every field but ``image`` may be None.
 
     * ``image``: (H, W, 3) uint8 RGB (``image.to_rgb_uint8`` makes one);
-    * ``pred``, ``gt``: predicted and ground-truth ``Boxes`` (every valid box;
-      the score threshold and ``max_boxes`` are style, applied when drawing);
+    * ``pred``, ``gt``: predicted and ground-truth ``Boxes`` (every valid box, with its
+      instance mask and keypoints; the score threshold and ``max_boxes`` are style, applied when drawing);
     * ``mask``, ``gt_mask``: (h, w) int64 class maps (``masks.read_class_map``),
       resized to the image when drawn; ``NO_CLASS`` pixels are never drawn;
     * ``mask_background``: the mask id that is not drawn (None: every id is drawn);
@@ -118,7 +158,9 @@ class Example:
       (``pred_scores``, else its probability); ids may be ``NO_CLASS``;
     * ``probs``: (K,) float64 class probabilities;
     * ``example_id``: the example's id (``ids``), an int, float or str;
-    * ``class_names``: id → name, stored as a tuple.
+    * ``class_names``: id → name, stored as a tuple;
+    * ``keypoint_edges``: pairs ``(a, b)`` of 0-based keypoint indices joined by a skeleton
+      line, stored as a tuple of tuples (edges beyond a box's P keypoints are not drawn).
 
     >>> Example(np.zeros((2, 3, 3), np.uint8), label=1, class_names=["cat", "dog"]).class_names
     ('cat', 'dog')
@@ -136,6 +178,7 @@ class Example:
     example_id: int | float | str | None = None
     class_names: Sequence[str] | None = None
     mask_background: int | None = DEFAULT_MASK_BACKGROUND
+    keypoint_edges: Sequence[Sequence[int]] | None = None
 
     def __post_init__(self) -> None:
         set_ = functools.partial(object.__setattr__, self)
@@ -179,6 +222,11 @@ class Example:
             if not is_int(self.mask_background):
                 raise RenderError(f"mask_background must be an int mask id or None, but got {self.mask_background!r}")
             set_("mask_background", int(self.mask_background))
+        if self.keypoint_edges is not None:
+            try:
+                set_("keypoint_edges", check_keypoint_edges(self.keypoint_edges))
+            except ConfigError as exc:
+                raise RenderError(str(exc)) from None
 
 
 _DEFAULT_READ = ReadOptions()
@@ -208,8 +256,8 @@ def read_example(arrays: Mapping[str, Any], read: ReadOptions = _DEFAULT_READ) -
     h0, w0 = image.shape[:2]
     box_format = read.box_format or DEFAULT_BOX_FORMAT
     box_coords = read.box_coords or DEFAULT_BOX_COORDS
-    pred = _boxes(fields, "boxes", "box_labels", "box_scores", "num_boxes", box_format, box_coords, w0, h0)
-    gt = _boxes(fields, "gt_boxes", "gt_box_labels", None, "gt_num_boxes", box_format, box_coords, w0, h0)
+    pred = _boxes(fields, _PRED, box_format, box_coords, w0, h0)
+    gt = _boxes(fields, _GT, box_format, box_coords, w0, h0)
 
     true = _scalar(fields, "labels")
     label = None if true is None else int(class_ids(true, "labels"))
@@ -237,6 +285,7 @@ def read_example(arrays: Mapping[str, Any], read: ReadOptions = _DEFAULT_READ) -
         example_id=None if ident is None else _id_value(ident),
         class_names=read.class_names,
         mask_background=mask_background_id(read.mask_background),
+        keypoint_edges=read.keypoint_edges,
     )
 
 
@@ -269,39 +318,101 @@ def _vector(fields: Mapping[str, Any], name: str, n: int) -> np.ndarray | None:
     return a[:n]
 
 
+@dataclasses.dataclass(frozen=True)
+class _BoxFields:
+    """The field names of one kind of box and of what runs parallel to it (None: that kind has no such field)."""
+
+    boxes: str
+    labels: str
+    scores: str | None
+    num: str
+    masks: str
+    keypoints: str
+    keypoint_scores: str | None
+
+
+_PRED = _BoxFields("boxes", "box_labels", "box_scores", "num_boxes", "instance_masks", "keypoints", "keypoint_scores")
+_GT = _BoxFields("gt_boxes", "gt_box_labels", None, "gt_num_boxes", "gt_instance_masks", "gt_keypoints", None)
+
+
 def _boxes(
-    fields: Mapping[str, Any],
-    boxes_name: str,
-    labels_name: str,
-    scores_name: str | None,
-    num_name: str,
-    box_format: str,
-    box_coords: str,
-    w0: int,
-    h0: int,
+    fields: Mapping[str, Any], names: _BoxFields, box_format: str, box_coords: str, w0: int, h0: int
 ) -> Boxes | None:
     """Valid boxes of one kind in original-image pixel xyxy, padding rows and NaN/inf rows dropped."""
-    if fields.get(boxes_name) is None:
+    if fields.get(names.boxes) is None:
         return None
-    b = as_box_array(fields[boxes_name], f"field '{boxes_name}'")
+    b = as_box_array(fields[names.boxes], f"field '{names.boxes}'")
     n = b.shape[0]
-    num = _scalar(fields, num_name)
+    num = _scalar(fields, names.num)
     if num is not None:
         if np.asarray(num).dtype.kind not in "biuf":  # float() would take "3" and choke on a date
-            raise RenderError(f"field '{num_name}' must be a number of boxes, got {num!r}")
+            raise RenderError(f"field '{names.num}' must be a number of boxes, got {num!r}")
         num = float(num)
         n = int(min(max(num, 0), n)) if math.isfinite(num) else n
-    labels = _vector(fields, labels_name, n)
-    scores = _vector(fields, scores_name, n) if scores_name else None
+    labels = _vector(fields, names.labels, n)
+    scores = _vector(fields, names.scores, n) if names.scores else None
     xyxy, keep = to_pixel_xyxy_keep(b[:n], box_format, box_coords, w0, h0)
     if labels is not None:
-        labels = class_ids(labels, labels_name)[keep]
+        labels = class_ids(labels, names.labels)[keep]
     if scores is not None:
         try:
             scores = scores.astype(np.float64)[keep]
         except (TypeError, ValueError):
-            raise RenderError(f"field '{scores_name}' must be numeric, got dtype {scores.dtype}") from None
-    return Boxes(xyxy, labels, scores)
+            raise RenderError(f"field '{names.scores}' must be numeric, got dtype {scores.dtype}") from None
+    masks = _instance_masks(fields, names.masks, n, keep)
+    points = _per_box(fields, names.keypoints, n, keep, (2,), "(M, P, 2)")
+    if points is not None:
+        points = points.astype(np.float64)  # a copy: the caller's array is never scaled in place
+        if box_coords == "normalized":
+            points *= np.array([w0, h0], dtype=np.float64)
+    point_scores = _per_box(fields, names.keypoint_scores, n, keep, (), "(M, P)") if names.keypoint_scores else None
+    if point_scores is not None and (points is None or point_scores.shape != points.shape[:2]):
+        got = "no keypoints" if points is None else f"keypoints of shape {points.shape}"
+        raise RenderError(
+            f"field '{names.keypoint_scores}' has shape {point_scores.shape}, but there are {got}; "
+            "it needs one score per keypoint"
+        )
+    return Boxes(xyxy, labels, scores, masks, points, point_scores)
+
+
+def _rows(value: Any, name: str, n: int, keep: np.ndarray) -> np.ndarray:
+    """The first ``n`` rows of a per-box field, minus the rows whose box was dropped; a view when none was."""
+    a = np.asarray(value)
+    if a.ndim == 0 or a.shape[0] < n:
+        raise RenderError(f"field '{name}' has {0 if a.ndim == 0 else a.shape[0]} rows but there are {n} boxes")
+    a = a[:n]
+    return a if keep.all() else a[keep]
+
+
+def _instance_masks(fields: Mapping[str, Any], name: str, n: int, keep: np.ndarray) -> np.ndarray | None:
+    """One example's (M, h, w) instance masks of the ``n`` boxes as bool (soft masks: > 0.5), or None."""
+    if fields.get(name) is None:
+        return None
+    a = np.asarray(fields[name])
+    if a.ndim == 4 and a.shape[1] == 1:
+        a = a[:, 0]  # Mask R-CNN's (M, 1, H, W)
+    if a.ndim != 3 or 0 in a.shape[1:]:
+        raise RenderError(f"field '{name}' must be (M, H, W) masks for one example, but got shape {a.shape}")
+    a = _rows(a, name, n, keep)
+    if a.dtype.kind == "f":
+        return a > 0.5  # as the ODAPI and torchvision adapters threshold soft masks
+    if a.dtype.kind not in "biu":
+        raise RenderError(f"field '{name}' must hold bool or 0/1 integer masks, got dtype {a.dtype}")
+    return a.astype(bool, copy=False)
+
+
+def _per_box(
+    fields: Mapping[str, Any], name: str, n: int, keep: np.ndarray, tail: tuple[int, ...], expected: str
+) -> np.ndarray | None:
+    """A numeric per-box keypoint field of one example (shape (M, P) + ``tail``), its rows as ``_rows``; or None."""
+    if fields.get(name) is None:
+        return None
+    a = np.asarray(fields[name])
+    if a.ndim != 2 + len(tail) or a.shape[2:] != tail:
+        raise RenderError(f"field '{name}' must be {expected} for one example, but got shape {a.shape}")
+    if a.dtype.kind not in "biuf":
+        raise RenderError(f"field '{name}' must be numeric, got dtype {a.dtype}")
+    return _rows(a, name, n, keep)
 
 
 def _probs(fields: Mapping[str, Any]) -> np.ndarray | None:

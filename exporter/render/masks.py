@@ -1,8 +1,9 @@
-"""Semantic class maps blended over an image with per-class colours.
+"""Masks over an image: semantic class maps in per-class colours, and one box's instance mask in its colour.
 
 A class map is read once (``read_class_map``: (H, W) int64 class ids, ``NO_CLASS``
 where a float map holds NaN/inf) and blended by ``blend_into``; ``blend_mask``
-does both for a caller with a plain array.
+does both for a caller with a plain array. ``instance_into`` draws one (h, w)
+bool instance mask: blended in one colour, outlined solid or dashed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 from .._checks import check_number
 from ..errors import RenderError
 from .classes import NO_CLASS
-from .colors import class_colors
+from .colors import BLACK, Color, class_colors
 
 
 def blend_mask(
@@ -120,6 +121,54 @@ def outline_dashed_into(
     on = ((xs + ys) // max(1, dash)) % 2 == 0  # along a row or a column: dashes of ``dash`` pixels
     region[ys[on], xs[on]] = class_colors(classes[ys[on], xs[on]])
     region[ys[~on], xs[~on]] = 0
+
+
+def instance_into(
+    region: np.ndarray,
+    mask: np.ndarray,
+    color: Color,
+    *,
+    alpha: float,
+    outline_width: int,
+    dash: int | None = None,
+) -> None:
+    """Draw one bool instance mask into the uint8 ``region`` in place, in ``color``.
+
+    The mask is resized to the region (nearest neighbour, as ``resize_nearest``);
+    ``alpha`` > 0 blends ``color`` over its pixels; its boundary (inside the mask,
+    the image edge included) is painted ``outline_width`` pixels thick (0: none),
+    solid, or with ``dash`` dashes of ``color`` on black, as gt outlines are drawn.
+    Only the mask's bounding rectangle is resized, so small instances on a big
+    image cost little.
+    """
+    h, w = region.shape[:2]
+    rows = np.arange(h) * mask.shape[0] // h
+    cols = np.arange(w) * mask.shape[1] // w
+    ys = np.flatnonzero(np.any(mask, axis=1)[rows])
+    xs = np.flatnonzero(np.any(mask, axis=0)[cols])
+    if ys.size == 0:
+        return
+    y0, y1, x0, x1 = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
+    inside = mask[rows[y0:y1, None], cols[None, x0:x1]]
+    sub = region[y0:y1, x0:x1]
+    a = round(check_alpha(alpha) * 256)
+    if a > 0:
+        px = sub[inside].astype(np.uint16)
+        sub[inside] = ((px * (256 - a) + np.array(color, np.uint16) * a + 128) >> 8).astype(np.uint8)
+    if outline_width <= 0:
+        return
+    keyed = np.pad(inside, 1).astype(np.int8)  # outside the rectangle is outside the mask, and so is the image edge
+    edge = boundary(keyed) & (keyed == 1)
+    if outline_width > 1:
+        edge = _thicken(edge, keyed, outline_width - 1)
+    edge = edge[1:-1, 1:-1]
+    if dash is None:
+        sub[edge] = color
+        return
+    ey, ex = np.nonzero(edge)
+    on = ((ex + x0 + ey + y0) // max(1, dash)) % 2 == 0  # the same dash pattern as ``outline_dashed_into``
+    sub[ey[on], ex[on]] = color
+    sub[ey[~on], ex[~on]] = BLACK
 
 
 def resize_nearest(a: np.ndarray, h: int, w: int) -> np.ndarray:

@@ -26,6 +26,8 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, Literal, get_args
 
+import numpy as np
+
 from .._checks import (
     check_bool,
     check_choice,
@@ -60,8 +62,11 @@ class ReadOptions:
     * ``mask_background``: the ``masks``/``gt_masks`` id that means "no class here" and is not
       drawn; ``"none"``: every id is a class and drawn; unset: ``schema.DEFAULT_MASK_BACKGROUND`` (0).
       A shard's metadata ``mask_background`` fills it in ``export`` and in the notebook.
+    * ``keypoint_edges``: ``[[a, b], ...]`` 0-based keypoint pairs joined by skeleton lines; unset:
+      no skeleton, only the dots. A shard's metadata ``keypoint_edges`` fills it.
 
-    ``class_names``, ``value_range``, ``mean`` and ``std`` are stored as tuples.
+    ``class_names``, ``value_range``, ``mean`` and ``std`` are stored as tuples, ``keypoint_edges``
+    as a tuple of ``(a, b)`` tuples.
 
     >>> ReadOptions(class_names=["cat", "dog"], box_format="xyxy", box_coords="pixels").class_names
     ('cat', 'dog')
@@ -76,11 +81,14 @@ class ReadOptions:
     mean: Stat = None
     std: Stat = None
     mask_background: int | Literal["none"] | None = None
+    keypoint_edges: Sequence[Sequence[int]] | None = None
 
     def __post_init__(self) -> None:
         set_ = functools.partial(object.__setattr__, self)  # frozen: normalised values go in this way
         if self.class_names is not None:
             set_("class_names", check_names(self.class_names, "class_names"))
+        if self.keypoint_edges is not None:
+            set_("keypoint_edges", check_keypoint_edges(self.keypoint_edges))
         set_("mask_background", check_mask_background(self.mask_background))
         for name, choices in (("box_format", BOX_FORMATS), ("box_coords", BOX_COORDS), ("layout", IMAGE_LAYOUTS)):
             if getattr(self, name) is not None:
@@ -100,6 +108,27 @@ def check_mask_background(value: Any, name: str = "mask_background") -> int | Li
             f"{name} must be an integer mask id, 'none' (every id is a class) or None (not set), got {value!r}"
         )
     return int(value)
+
+
+def check_keypoint_edges(value: Any, name: str = "keypoint_edges") -> tuple[tuple[int, int], ...]:
+    """Skeleton edges as a tuple of ``(a, b)`` pairs of keypoint indices >= 0, or ConfigError.
+
+    >>> check_keypoint_edges([[0, 1], (1, 2)])
+    ((0, 1), (1, 2))
+    """
+    bad = ConfigError(f"{name} must be a list of [a, b] pairs of keypoint indices >= 0, got {value!r}")
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise bad
+    edges = []
+    for edge in value:
+        if isinstance(edge, (str, bytes)) or not isinstance(edge, Sequence) or len(edge) != 2:
+            raise bad
+        if not all(is_int(i) and i >= 0 for i in edge):
+            raise bad
+        edges.append((int(edge[0]), int(edge[1])))
+    return tuple(edges)
 
 
 def mask_background_id(value: int | Literal["none"] | None) -> int | None:
@@ -169,7 +198,9 @@ class RenderOptions:
     * ``gt_mask``: how the single panel shows a gt mask next to a predicted one: ``"outline"`` (its class
       boundaries dashed, class colour on black, over the prediction's fill), ``"fill"`` (blended like the
       prediction, under it) or ``"none"``. A gt mask without a predicted one is filled, unless ``"none"``.
-      ``side_by_side`` always fills it in its own panel.
+      ``side_by_side`` always fills it in its own panel. Gt instance masks follow it too, except that
+      ``"outline"`` (dashed, over the predicted instances) holds even without predicted ones: a gt
+      instance is drawn like a gt box, outline only.
 
     The read keywords (``class_names``, ``box_format``, ``box_coords``,
     ``layout``, ``bgr``, ``value_range``, ``mean``, ``std``) are deprecated here:

@@ -241,3 +241,53 @@ def test_grid():
 def test_confusion_matrix():
     matrix = np.array([[50, 2, 3, 0], [4, 40, 6, 1], [0, 5, 45, 2], [1, 1, 0, 60]])
     check_golden("confusion_matrix", render_confusion_matrix(matrix, ["cat", "dog", "bird", "airplane"]))
+
+
+def ellipse(cx: float, cy: float, rx: float, ry: float, h: int = H, w: int = W) -> np.ndarray:
+    """An (h, w) bool ellipse mask, in pixels of an h x w image."""
+    y, x = np.mgrid[0:h, 0:w]
+    return ((x + 0.5 - cx) / rx) ** 2 + ((y + 0.5 - cy) / ry) ** 2 <= 1
+
+
+def test_instance_masks():
+    """Predicted instances blended and outlined, gt instances dashed; a box under the threshold and padding not."""
+    half = np.stack(  # predicted masks at half the image's resolution: resized nearest to it
+        [ellipse(12, 9, 8, 6, H // 2, W // 2), ellipse(23, 17, 6, 4, H // 2, W // 2),
+         ellipse(5, 20, 3, 3, H // 2, W // 2), np.ones((H // 2, W // 2), bool)]
+    )
+    example = {
+        "images": scene(),
+        "boxes": express([[8, 6, 40, 30], [34, 24, 58, 42], [4, 33, 16, 45], [0, 0, 64, 48]], "xyxy", "pixels"),
+        "box_labels": np.array([1, 2, 3, 4]),
+        "box_scores": np.array([0.93, 0.61, 0.2, 0.99], np.float32),  # bird: under the threshold
+        "num_boxes": np.int64(3),  # the fourth row is padding, whatever it holds
+        "instance_masks": half,
+        "gt_boxes": express([[12, 9, 42, 33], [44, 3, 62, 15]], "xyxy", "pixels"),
+        "gt_box_labels": np.array([1, 4]),
+        "gt_instance_masks": np.stack([ellipse(27, 21, 14, 11), ellipse(53, 9, 8, 5)]),
+    }
+    read = ReadOptions(class_names=CLASSES, box_format="xyxy", box_coords="pixels")
+    check_golden("instance_masks", render_example(example, RenderOptions(score_threshold=0.3), read))
+
+
+def test_keypoints():
+    """A predicted skeleton over a true one: a NaN keypoint (no hand, no arm) and a low-score one (no foot)."""
+    pose = np.array([[24, 9], [24, 14], [15, 18], [33, 18], [24, 24], [18, 33], [30, 33]], np.float64)
+    edges = [[0, 1], [1, 2], [1, 3], [1, 4], [4, 5], [4, 6]]  # head, neck, hands, hip, feet
+    predicted = pose + [3, 1]
+    predicted[3] = np.nan  # right hand: no keypoint
+    scores = np.full(len(pose), 0.9)
+    scores[6] = 0.1  # right foot: under the threshold
+    example = {
+        "images": scene(),
+        "boxes": express([[12, 6, 40, 42]], "xyxy", "normalized"),
+        "box_labels": np.array([1]),
+        "box_scores": np.array([0.88], np.float32),
+        "keypoints": (predicted / [W, H])[None].astype(np.float32),  # normalized, as the boxes
+        "keypoint_scores": scores[None].astype(np.float32),
+        "gt_boxes": express([[13, 6, 36, 39]], "xyxy", "normalized"),
+        "gt_box_labels": np.array([1]),
+        "gt_keypoints": (pose / [W, H])[None].astype(np.float32),
+    }
+    read = ReadOptions(class_names=CLASSES, box_format="xyxy", box_coords="normalized", keypoint_edges=edges)
+    check_golden("keypoints", render_example(example, RenderOptions(score_threshold=0.3), read))
