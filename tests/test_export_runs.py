@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from runs import write_run
-from test_export_urls import download, events_of
+from test_export_urls import assert_same_events, download, events_of
 from test_shards_urls import upload_tree
 
 from exporter import api
@@ -43,7 +43,7 @@ def test_each_run_gets_what_a_plain_export_of_it_gets(tmp_path):
     for run, result in zip(RUNS, report.results, strict=True):
         plain = api.export(root / run, tmp_path / "plain" / run, OPTIONS)
         assert (result.images, result.steps) == (plain.images, len(plain.steps))
-        assert events_of(tmp_path / "logs" / run) == events_of(tmp_path / "plain" / run), run
+        assert_same_events(tmp_path / "logs" / run, tmp_path / "plain" / run, run)
     assert str(report).startswith(f"exported 3 of 3 run(s) from {root} to {tmp_path / 'logs'}: ")
 
 
@@ -96,7 +96,7 @@ def test_between_stores(tmp_path):
         for run in RUNS:
             api.export(root / run, tmp_path / "plain" / run, OPTIONS)
             got = download(f"{bucket}/tb/{run}", tmp_path / "copy" / run)
-            assert events_of(got) == events_of(tmp_path / "plain" / run)
+            assert_same_events(got, tmp_path / "plain" / run, run)
     finally:
         fsspec.filesystem("memory").rm(bucket.replace("memory://", "/"), recursive=True)
 

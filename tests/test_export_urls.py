@@ -69,6 +69,23 @@ def events_of(logdir: Path) -> dict[str, list]:
     return out
 
 
+def assert_same_events(got: Path, want: Path, what: str = "") -> None:
+    """``got``'s events equal ``want``'s; when not, the message names the tags and steps that differ
+    (comparing the dicts themselves would print megabytes of PNG bytes and hide the test's name)."""
+    a, b = events_of(got), events_of(want)
+    if a == b:
+        return
+    lines = [f"{what + ': ' if what else ''}events of {got} differ from {want}"]
+    for tag in sorted(a.keys() | b.keys()):
+        steps_a, steps_b = [s for s, _ in a.get(tag, [])], [s for s, _ in b.get(tag, [])]
+        if steps_a != steps_b:
+            lines.append(f"  {tag}: steps {steps_a} != {steps_b}")
+        elif a[tag] != b[tag]:
+            changed = [s for (s, x), (_, y) in zip(a[tag], b[tag], strict=True) if x != y]
+            lines.append(f"  {tag}: values differ at steps {changed}")
+    raise AssertionError("\n".join(lines[:40] + ([f"  ... {len(lines) - 40} more tags"] if len(lines) > 40 else [])))
+
+
 def names(url: str) -> list[str]:
     return walk(locate(url))
 
@@ -87,7 +104,7 @@ def test_export_from_and_to_a_store_writes_the_events_a_local_export_writes(shar
     assert names(f"{bucket}/tb/eval") == [STATE, report.event_file.name]  # no temp, no staging, no lock object
     state = json.loads(locate(f"{bucket}/tb/eval/{STATE}").fs.cat_file(locate(f"{bucket}/tb/eval/{STATE}").path))
     assert state["events"] == [report.event_file.name]
-    assert events_of(download(f"{bucket}/tb/eval", tmp_path / "copy")) == events_of(tmp_path / "local")
+    assert_same_events(download(f"{bucket}/tb/eval", tmp_path / "copy"), tmp_path / "local")
     assert (report.steps, report.images, report.tags) == (here.steps, here.images, here.tags)
 
 
@@ -101,7 +118,7 @@ def test_one_side_remote_the_other_local(shards, bucket, tmp_path, remote):
     else:
         api.export(local, f"{bucket}/tb/eval", OPTIONS)
         got = download(f"{bucket}/tb/eval", tmp_path / "copy")
-    assert events_of(got) == events_of(tmp_path / "local")
+    assert_same_events(got, tmp_path / "local")
 
 
 def test_exporting_again_leaves_one_copy_of_every_event(shards, bucket, tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from runs import write_run
 from test_export_runs import RUNS, make_root
-from test_export_urls import events_of
+from test_export_urls import assert_same_events
 from test_shards_urls import upload_tree
 
 from exporter import api
@@ -42,7 +42,7 @@ def test_scheduler_local_gives_what_plain_exports_give(tmp_path, capsys):
                  "--no-progress"]) == 0
     assert capsys.readouterr().out.startswith("exported 3 of 3 run(s)")
     for run in RUNS:
-        assert events_of(tmp_path / "logs" / run) == events_of(plain / run), run
+        assert_same_events(tmp_path / "logs" / run, plain / run, run)
 
 
 def test_a_running_cluster_between_buckets(tmp_path, s3_server, dask_cluster):
@@ -54,7 +54,7 @@ def test_a_running_cluster_between_buckets(tmp_path, s3_server, dask_cluster):
     bucket = _bucket(s3_server)
     for run in RUNS:
         got = _download(bucket, f"tb/{run}/", tmp_path / "copy" / run)
-        assert events_of(got) == events_of(plain / run), run
+        assert_same_events(got, plain / run, run)
         assert len([p for p in got.iterdir() if "tfevents" in p.name]) == 1
 
 
@@ -97,5 +97,5 @@ def test_a_worker_killed_mid_export_loses_no_run_and_doubles_no_event(tmp_path, 
         names = sorted(p.name for p in (logs / run).iterdir())
         events = [n for n in names if "tfevents" in n]
         assert len(events) == 1 and not [n for n in names if is_temp_name(n)], names  # the rerun cleaned up
-        assert events_of(logs / run) == events_of(plain / run), run
+        assert_same_events(logs / run, plain / run, f"{run} (the worker was killed while it exported {killed[0]}; {names})")
     print(f"killed worker {victim.pid} while it exported {killed[0]}; rerun on the other worker, every run once")
