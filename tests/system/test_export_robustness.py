@@ -302,8 +302,8 @@ def _overlap_trial(pair: str, wait: bool, runs, logdir: Path, existing: bool) ->
         assert not leftovers(logdir) and not list(logdir.glob("*tfevents*"))
 
 
-def _overlap_trials(pair: str, wait: bool, runs, tmp_path: Path, trials: int) -> None:
-    for i in range(trials):
+def _overlap_trials(pair: str, wait: bool, runs, tmp_path: Path, trials: range) -> None:
+    for i in trials:
         try:
             _overlap_trial(pair, wait, runs, tmp_path / f"trial{i}" / "logs", existing=i % 2 == 1)
         except AssertionError as exc:
@@ -313,12 +313,13 @@ def _overlap_trials(pair: str, wait: bool, runs, tmp_path: Path, trials: int) ->
 @pytest.mark.parametrize("wait", [False, True], ids=["", "--wait"])
 @pytest.mark.parametrize("pair", PAIRS)
 def test_two_started_together(pair, wait, big_runs, tmp_path):
-    _overlap_trials(pair, wait, big_runs, tmp_path, trials=2)
+    _overlap_trials(pair, wait, big_runs, tmp_path, trials=range(2))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("wait", [False, True], ids=["", "--wait"])
 @pytest.mark.parametrize("pair", PAIRS)
 def test_two_started_together_many_trials(pair, wait, big_runs, tmp_path):
-    # 10 of each pair racing for the lock; with --wait (both succeed, one after the other) 4 suffice
-    _overlap_trials(pair, wait, big_runs, tmp_path, trials=4 if wait else 10)
+    # trials 2.. after the default run's 0 and 1: with it, 10 of each pair racing for the lock, and 4 with
+    # --wait (both succeed, one after the other), each half fresh, half over an earlier export
+    _overlap_trials(pair, wait, big_runs, tmp_path, trials=range(2, 4 if wait else 10))
