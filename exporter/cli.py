@@ -531,12 +531,19 @@ def _storage_options(args: argparse.Namespace) -> dict | None:
     return parse_storage_options(items) if items else None
 
 
+#: Warnings addressed to developers, never printed by the command line (the library issues none but
+#: DeprecationWarning; the others come from the libraries it imports).
+_DEVELOPER_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning, ImportWarning, ResourceWarning)
+
+
 def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
     """Library warnings as one ``warning: ...`` line each, once, without Python's source-line noise."""
     seen = set()
     for w in caught:
-        # not the library's: deprecations, and unclosed files an interrupted import leaves to the collector
-        if issubclass(w.category, (DeprecationWarning, ResourceWarning)):
+        # not for this command's user: deprecations (the library's own included), notices to developers
+        # from libraries we import (google.api_core's Python end-of-life FutureWarning, which tensorboardX's
+        # import of google-cloud-storage triggers when installed), unclosed files an interrupted import leaves
+        if issubclass(w.category, _DEVELOPER_WARNINGS):
             continue
         text = str(w.message)
         if text not in seen:

@@ -185,3 +185,23 @@ def test_boxes_beyond_max_boxes_are_counted_per_step(tmp_path, capsys):
     assert "warning: step 7: 7 boxes beyond --max-boxes (2 per image) were not drawn" in err, err
     assert main(["export", str(tmp_path / "run"), str(tmp_path / "logs"), "--no-progress", "--max-boxes", "6"]) == 0
     assert "beyond --max-boxes" not in capsys.readouterr().err
+
+
+def test_notices_of_imported_libraries_to_developers_are_not_printed(shards, tmp_path, capsys, monkeypatch):
+    """google.api_core warns (FutureWarning) about Python's end of life when tensorboardX imports
+    google-cloud-storage; an export's user gets the library's own warnings only."""
+    import warnings
+
+    from exporter import api
+
+    real = api.export
+
+    def export(*args, **kwargs):
+        warnings.warn("You are using a Python version which Google will stop supporting", FutureWarning, stacklevel=2)
+        warnings.warn("a module moved", PendingDeprecationWarning, stacklevel=2)
+        warnings.warn("step 100: something the user should know", UserWarning, stacklevel=2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "export", export)
+    assert main(["export", str(shards), str(tmp_path / "logs"), "--no-progress", "--workers", "1"]) == 0
+    assert capsys.readouterr().err.splitlines() == ["warning: step 100: something the user should know"]
