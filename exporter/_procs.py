@@ -9,6 +9,8 @@
   staging folders and release locks as they do for Ctrl-C.
 * ``signals_held()`` blocks those signals (and SIGINT) while workers are
   forked, so none lands in a worker before ``worker_init`` set its handlers.
+* ``heap_arrays()`` undoes, for an export, what Dask's ``MALLOC_TRIM_THRESHOLD_``
+  does to glibc's malloc (every image-sized array a fresh, page-faulted mmap).
 
 >>> pool = ProcessPoolExecutor(4, initializer=worker_init)                 # doctest: +SKIP
 >>> with exit_on_signals():                                               # doctest: +SKIP
@@ -329,3 +331,80 @@ def fault_point(name: str) -> None:
     """Die here, by SIGKILL, if ``$SUMMARY_EXPORTER_KILL_AT`` names this point (how tests cut every crash window)."""
     if os.environ.get(KILL_AT_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+# --------------------------------------------------------------------------- malloc on Dask workers
+
+#: glibc's ``mallopt`` parameters, and the ceiling glibc's own dynamic mmap threshold grows to on 64-bit
+#: (DEFAULT_MMAP_THRESHOLD_MAX; the trim threshold follows it at twice that): what an export gets from
+#: glibc when nobody set a threshold.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_HEAP_UP_TO = 32 << 20
+#: The environment variables that switch glibc's dynamic mmap threshold off, and the fixed one it then keeps.
+_MALLOC_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
+_FIXED_DEFAULT = 128 << 10
+_heap_lock = threading.Lock()
+_heap_users = 0
+
+
+@contextlib.contextmanager
+def heap_arrays() -> Iterator[None]:
+    """Inside the block, glibc serves allocations up to 32 MiB from the heap, as it does by default.
+
+    Dask's nanny starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536`` (so
+    they give memory back to the system). Setting any malloc threshold turns
+    glibc's dynamic mmap threshold off: every array over 128 KiB, an image
+    among them, becomes a fresh mmap, zero-filled page by page and unmapped
+    when freed (and with a 64 KiB trim threshold the heap's top goes the same
+    way), so an export ran 2-3 times slower on a Dask worker than in a plain
+    process. The block sets both thresholds to where glibc's dynamic ones would
+    go and puts the fixed ones back after, when the heap's free top goes back
+    to the system. Nested and concurrent blocks (exports in threads of one
+    worker) share one setting. Does nothing unless such a variable is set, and
+    outside glibc.
+    """
+    global _heap_users
+    mallopt = _mallopt() if any(name in os.environ for name in _MALLOC_ENV) else None
+    if mallopt is None:
+        yield
+        return
+    with _heap_lock:
+        if _heap_users == 0:
+            mallopt(_M_MMAP_THRESHOLD, _HEAP_UP_TO)
+            mallopt(_M_TRIM_THRESHOLD, 2 * _HEAP_UP_TO)
+        _heap_users += 1
+    try:
+        yield
+    finally:
+        with _heap_lock:
+            _heap_users -= 1
+            if _heap_users == 0:
+                mallopt(_M_MMAP_THRESHOLD, _fixed("MALLOC_MMAP_THRESHOLD_"))
+                mallopt(_M_TRIM_THRESHOLD, _fixed("MALLOC_TRIM_THRESHOLD_"))
+
+
+def _fixed(name: str) -> int:
+    """The threshold the environment fixed (glibc's 128 KiB default for one it left alone)."""
+    try:
+        return int(os.environ.get(name, _FIXED_DEFAULT))
+    except ValueError:
+        return _FIXED_DEFAULT
+
+
+def _mallopt() -> Any:
+    """glibc's ``mallopt``, or None (another C library, or no ctypes)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        if not hasattr(libc, "gnu_get_libc_version"):
+            return None  # musl has no mallopt thresholds worth setting
+        mallopt = libc.mallopt
+    except (ImportError, OSError, AttributeError):
+        return None
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return mallopt

@@ -36,7 +36,7 @@ from ._checks import check_type
 from ._files import atomic_write, is_temp_name, prepare_output_dir, remove_stale
 from ._incremental import ExportMode, ExportState
 from ._lock import LOCK_FILE, OutputLock
-from ._procs import raise_if_signalled
+from ._procs import heap_arrays, raise_if_signalled
 from ._remote import StagedLogdir, upload_tree
 from .changes import ChangeCounts, ChangeTracker, StepChanges
 from .distributed import RunResult, plan_run_tasks, run_tasks
@@ -574,7 +574,7 @@ def export_run_task(shards_url: str, logdir_url: str, options: Mapping[str, Any]
     if multiprocessing.current_process().daemon and export_options.workers != 1:
         export_options = dataclasses.replace(export_options, workers=1)  # a daemonic process has no children
     t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, heap_arrays():  # Dask's malloc setting costs 2-3x here
         warnings.simplefilter("always")
         try:
             report = export(shards_url, logdir_url, export_options, incremental=bool(options.get("incremental", False)),

@@ -414,3 +414,39 @@ def test_a_signal_to_the_group_while_workers_start_is_held_until_they_can_take_i
     else:  # the copy of the parent's handler raised inside the half-made workers
         assert "Terminated" in err
     assert _wait_gone(workers, 2.0) == []
+
+
+HEAP_PROBE = """
+import resource, numpy as np
+from exporter._procs import heap_arrays
+
+def faults():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(200):
+        a = np.ones(1 << 20, np.uint8)  # an image-sized array (1 MiB), allocated and freed
+        del a
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+faults()
+outside = faults()
+with heap_arrays():
+    faults()
+    inside = faults()
+after = faults()
+print(outside, inside, after)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_heap_arrays_undoes_what_dasks_malloc_trim_threshold_costs_each_array():
+    """Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536: every array over 128 KiB is then a fresh mmap, each
+    of its pages faulted in again. Inside heap_arrays the heap serves them; after it, the setting is back."""
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"}
+    out = subprocess.run([sys.executable, "-c", HEAP_PROBE], env=env, capture_output=True, text=True, check=True)
+    outside, inside, after = map(int, out.stdout.split())
+    assert outside >= 200 * 200  # 256 pages of 4 KiB per array, faulted in every time
+    assert inside < outside / 20
+    assert after >= 200 * 200  # the fixed threshold Dask asked for is back
+    plain = subprocess.run([sys.executable, "-c", HEAP_PROBE], env={k: v for k, v in env.items() if k != "MALLOC_TRIM_THRESHOLD_"},
+                           capture_output=True, text=True, check=True)
+    assert max(map(int, plain.stdout.split())) < outside / 20  # without the variable glibc reuses them by itself
