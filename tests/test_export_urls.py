@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from runs import write_run
-from tbutil import read_events
+from tbutil import pixels, read_events
 from test_shards_urls import upload_tree
 
 from exporter import _remote, api
@@ -60,10 +60,11 @@ def download(url: str, dest: Path) -> Path:
 
 
 def events_of(logdir: Path) -> dict[str, list]:
-    """Every image and scalar as (step, value), per tag, read back with TensorBoard's reader."""
+    """Every image (its decoded pixels, ``tbutil.pixels``), scalar and tensor as (step, value), per tag, read
+    back with TensorBoard's reader."""
     acc = read_events(logdir)
     tags = acc.Tags()
-    out = {t: [(e.step, e.encoded_image_string) for e in acc.Images(t)] for t in tags["images"]}
+    out = {t: [(e.step, pixels(e)) for e in acc.Images(t)] for t in tags["images"]}
     out.update({t: [(e.step, e.value) for e in acc.Scalars(t)] for t in tags["scalars"]})
     out.update({t: [(e.step, e.tensor_proto.SerializeToString()) for e in acc.Tensors(t)] for t in tags["tensors"]})
     return out
