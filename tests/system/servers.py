@@ -4,6 +4,7 @@
   access log (one line per request, with the status: 206 for a range GET) is the
   tests' evidence of what the client asked for.
 * ``gcs_emulator(...)``: ``gcp-storage-emulator``, when installed.
+* ``tensorboard_server(logdir, log)``: ``tensorboard`` reading a local logdir.
 * ``dask_processes(n)``: ``dask scheduler`` and ``n`` ``dask worker --no-nanny``
   processes; without a nanny the worker process is the one running tasks, so a
   SIGKILL to it loses the worker (a nanny would restart it in place).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import re
 import signal
@@ -66,6 +68,37 @@ def stop(proc: subprocess.Popen, timeout: float = 5.0) -> None:
         proc.wait(timeout)
     except ProcessLookupError:
         pass
+
+
+@contextlib.contextmanager
+def tensorboard_server(logdir: Path, log: Path, *args: str, run: str = "eval", timeout: float = 90.0) -> Iterator[str]:
+    """``tensorboard --logdir logdir`` on a free port, once it lists ``run``: yields its base URL, stops it after.
+
+    ``args`` are more of its flags (``--samples_per_plugin images=100``); its output goes to ``log``.
+    """
+    port = free_port()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", HOST, "--port", str(port),
+             "--reload_interval", "1", *args],
+            stdout=out, stderr=subprocess.STDOUT,
+        )
+        base = f"http://{HOST}:{port}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    with _DIRECT.open(base + "/data/runs", timeout=2) as resp:
+                        if run in json.loads(resp.read()):
+                            break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"tensorboard did not come up: {log.read_text()[-2000:]}")
+                time.sleep(0.5)
+            yield base
+        finally:
+            stop(proc, timeout=20)
 
 
 @dataclasses.dataclass

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -21,18 +18,14 @@ from runs import write_outcomes
 
 from exporter.api import ExportOptions, export
 
+from .servers import tensorboard_server
+
 pytestmark = pytest.mark.tensorboard_server
 pytest.importorskip("tensorboard")
 
 LABELS = [0, 1, 2, 0, 1, 2]
 PREDS = {100: [0, 0, 2, 1, 1, 2], 200: [0, 1, 2, 0, 2, 2]}  # id001, id003 fixed; id004 broken
 IDS = ["cat-1", "dog|2", "bird-3", "cat_4", "dog<5>", "bird-6"]  # a pipe and angle brackets must not break the table
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get_json(url: str, timeout: float = 10.0):
@@ -46,33 +39,8 @@ def server(tmp_path_factory):
     write_outcomes(root / "shards", PREDS, LABELS, ids=IDS)
     logdir = root / "logs"
     report = export(root / "shards", logdir / "eval", ExportOptions(changes=True, group_tags="class"))
-    port = _free_port()
-    log = open(root / "tensorboard.log", "w")  # noqa: SIM115 - open while the server runs, closed in teardown
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
-         "--port", str(port), "--reload_interval", "1"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if "eval" in _get_json(base + "/data/runs", timeout=2):
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"tensorboard did not come up: {(root / 'tensorboard.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+    with tensorboard_server(logdir, root / "tensorboard.log") as base:
         yield {"base": base, "report": report}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def _poll(fetch, done, timeout: float = 30.0):

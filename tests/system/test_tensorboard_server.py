@@ -10,9 +10,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -24,16 +22,12 @@ from runs import CLASSIFICATION, write_run
 
 from exporter.api import ExportOptions, export
 
+from .servers import tensorboard_server
+
 pytestmark = pytest.mark.tensorboard_server
 pytest.importorskip("tensorboard")
 
 IDS = ["cat-1", "dog-2", "bird-3"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, timeout: float = 10.0) -> bytes:
@@ -54,33 +48,8 @@ def server(tmp_path_factory):
     )
     logdir = root / "logs"
     report = export(root / "shards", logdir / "eval", ExportOptions())
-    port = _free_port()
-    log = open(root / "tensorboard.log", "w")  # noqa: SIM115 - open while the server runs, closed in teardown
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
-         "--port", str(port), "--samples_per_plugin", "images=100", "--reload_interval", "1"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if "eval" in json.loads(_get(base + "/data/runs", timeout=2)):
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"tensorboard did not come up: {(root / 'tensorboard.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+    with tensorboard_server(logdir, root / "tensorboard.log", "--samples_per_plugin", "images=100") as base:
         yield {"base": base, "report": report, "logdir": logdir}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def _images_tags(base):
