@@ -7,6 +7,7 @@ events back with TensorBoard's own reader, ``reporting`` prints figures past pyt
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,17 @@ def _child_processes_import_this_checkout():
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PYTHONPATH", os.pathsep.join(dict.fromkeys(paths)))
         yield
+
+
+@pytest.fixture
+def bucket():
+    """A fresh folder of fsspec's memory:// file system (``memory://bucket-...``), removed after the test."""
+    fsspec = pytest.importorskip("fsspec")
+    name = f"bucket-{os.getpid()}-{time.monotonic_ns()}"
+    yield f"memory://{name}"
+    memory = fsspec.filesystem("memory")
+    if memory.exists(f"/{name}"):
+        memory.rm(f"/{name}", recursive=True)
 
 
 @pytest.fixture

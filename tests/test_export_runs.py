@@ -5,8 +5,6 @@ tests/system/test_export_runs_cluster.py."""
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import pytest
@@ -85,20 +83,15 @@ def test_no_runs_under_root_is_run_not_found(tmp_path):
     assert main(["export-runs", str(tmp_path / "nothing"), str(tmp_path / "logs")]) == 1
 
 
-def test_between_stores(tmp_path):
-    fsspec = pytest.importorskip("fsspec")
-    bucket = f"memory://runs-{os.getpid()}-{time.monotonic_ns()}"
-    try:
-        root = make_root(tmp_path / "root")
-        url = upload_tree(root, f"{bucket}/root").url
-        report = api.export_runs(url, f"{bucket}/tb", OPTIONS)
-        assert report.failed == []
-        for run in RUNS:
-            api.export(root / run, tmp_path / "plain" / run, OPTIONS)
-            got = download(f"{bucket}/tb/{run}", tmp_path / "copy" / run)
-            assert_same_events(got, tmp_path / "plain" / run, run)
-    finally:
-        fsspec.filesystem("memory").rm(bucket.replace("memory://", "/"), recursive=True)
+def test_between_stores(tmp_path, bucket):
+    root = make_root(tmp_path / "root")
+    url = upload_tree(root, f"{bucket}/root").url
+    report = api.export_runs(url, f"{bucket}/tb", OPTIONS)
+    assert report.failed == []
+    for run in RUNS:
+        api.export(root / run, tmp_path / "plain" / run, OPTIONS)
+        got = download(f"{bucket}/tb/{run}", tmp_path / "copy" / run)
+        assert_same_events(got, tmp_path / "plain" / run, run)
 
 
 def test_run_tasks_needs_a_task_function():

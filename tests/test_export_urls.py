@@ -9,11 +9,9 @@ tests/system/test_storage_export.py."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -30,15 +28,6 @@ from exporter.storage import Location, join, locate, walk
 fsspec = pytest.importorskip("fsspec")
 OPTIONS = ExportOptions(workers=1)
 STATE = ".summary-exporter-state.json"
-
-
-@pytest.fixture
-def bucket():
-    name = f"bucket-{os.getpid()}-{time.monotonic_ns()}"
-    yield f"memory://{name}"
-    memory = fsspec.filesystem("memory")
-    if memory.exists(f"/{name}"):
-        memory.rm(f"/{name}", recursive=True)
 
 
 @pytest.fixture

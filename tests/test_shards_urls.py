@@ -5,8 +5,6 @@ What goes over the wire to a real S3 server (range requests only) is in tests/sy
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +18,6 @@ from exporter.shards import Shard, find_shard_files
 from exporter.storage import Location, join, locate, put_bytes, put_file
 
 fsspec = pytest.importorskip("fsspec")
-
-
-@pytest.fixture
-def bucket():
-    name = f"bucket-{os.getpid()}-{time.monotonic_ns()}"
-    yield f"memory://{name}"
-    memory = fsspec.filesystem("memory")
-    if memory.exists(f"/{name}"):
-        memory.rm(f"/{name}", recursive=True)
 
 
 def upload_tree(local: Path, url: str) -> Location:

@@ -6,8 +6,6 @@ tests/system/test_storage_capture.py."""
 from __future__ import annotations
 
 import json
-import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +17,6 @@ from exporter.errors import RunNotFoundError, StorageError
 from exporter.storage import Location, RetryPolicy, locate, walk
 
 fsspec = pytest.importorskip("fsspec")
-
-
-@pytest.fixture
-def bucket():
-    """A fresh folder of fsspec's memory:// file system, removed after the test."""
-    name = f"bucket-{os.getpid()}-{time.monotonic_ns()}"
-    yield f"memory://{name}"
-    memory = fsspec.filesystem("memory")
-    if memory.exists(f"/{name}"):
-        memory.rm(f"/{name}", recursive=True)
 
 
 def _batch(n: int, start: int = 0) -> dict[str, np.ndarray]:
