@@ -4,7 +4,8 @@
   access log (one line per request, with the status: 206 for a range GET) is the
   tests' evidence of what the client asked for.
 * ``gcs_emulator(...)``: ``gcp-storage-emulator``, when installed.
-* ``tensorboard_server(logdir, log)``: ``tensorboard`` reading a local logdir.
+* ``tensorboard_server(logdir, log)``: ``tensorboard`` reading a logdir; ``until`` polls it
+  until a run is fully loaded.
 * ``dask_processes(n)``: ``dask scheduler`` and ``n`` ``dask worker --no-nanny``
   processes; without a nanny the worker process is the one running tasks, so a
   SIGKILL to it loses the worker (a nanny would restart it in place).
@@ -25,14 +26,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 #: The console scripts of the virtualenv running the tests, never whatever is first on PATH.
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 #: A direct opener: a proxy from the environment must never see loopback traffic.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -70,16 +73,33 @@ def stop(proc: subprocess.Popen, timeout: float = 5.0) -> None:
         pass
 
 
+def until(fetch: Callable[[], T], done: Callable[[T], bool], timeout: float = 60.0) -> T:
+    """``fetch()`` every half second until ``done(result)`` or ``timeout``; the last result either way.
+
+    TensorBoard loads a run while it already answers: right after start, or for a logdir of
+    several event files, one request may see the first file's steps and the next one all of
+    them. The caller asserts on what this returns, so a state that never arrives still fails.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = fetch()
+        if done(result) or time.monotonic() > deadline:
+            return result
+        time.sleep(0.5)
+
+
 @contextlib.contextmanager
-def tensorboard_server(logdir: Path, log: Path, *args: str, run: str = "eval", timeout: float = 90.0) -> Iterator[str]:
+def tensorboard_server(logdir: str | Path, log: Path, *args: str, run: str = "eval", timeout: float = 90.0,
+                       launch: Sequence[str] = ("-m", "tensorboard.main")) -> Iterator[str]:
     """``tensorboard --logdir logdir`` on a free port, once it lists ``run``: yields its base URL, stops it after.
 
-    ``args`` are more of its flags (``--samples_per_plugin images=100``); its output goes to ``log``.
+    ``args`` are more of its flags (``--samples_per_plugin images=100``); its output goes to ``log``;
+    ``launch`` is how this virtualenv's Python starts it (``("-c", code)`` for a patched start).
     """
     port = free_port()
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", HOST, "--port", str(port),
+            [sys.executable, *launch, "--logdir", str(logdir), "--host", HOST, "--port", str(port),
              "--reload_interval", "1", *args],
             stdout=out, stderr=subprocess.STDOUT,
         )

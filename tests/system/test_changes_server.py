@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import urllib.parse
 import urllib.request
 
@@ -18,7 +17,7 @@ from runs import write_outcomes
 
 from exporter.api import ExportOptions, export
 
-from .servers import tensorboard_server
+from .servers import tensorboard_server, until
 
 pytestmark = pytest.mark.tensorboard_server
 pytest.importorskip("tensorboard")
@@ -43,19 +42,9 @@ def server(tmp_path_factory):
         yield {"base": base, "report": report}
 
 
-def _poll(fetch, done, timeout: float = 30.0):
-    """``fetch()`` until ``done(result)``: a plugin may still be loading the run right after start."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fetch()
-        if done(result) or time.monotonic() > deadline:
-            return result
-        time.sleep(0.5)
-
-
 def test_text_plugin_serves_the_summary_tables_as_html_tables(server):
     base = server["base"]
-    tags = _poll(lambda: _get_json(base + "/data/plugin/text/tags").get("eval", []), lambda t: len(t) >= 2)
+    tags = until(lambda: _get_json(base + "/data/plugin/text/tags").get("eval", []), lambda t: len(t) >= 2)
     assert {"summary/changes", "summary/worst"} <= set(tags)
     query = urllib.parse.urlencode({"run": "eval", "tag": "summary/changes"})
     entries = _get_json(f"{base}/data/plugin/text/text?{query}")
@@ -67,14 +56,14 @@ def test_text_plugin_serves_the_summary_tables_as_html_tables(server):
     assert html.count("<tr>") == 4
     assert "dog|2" in html and "dog&lt;5&gt;" in html and "cat_4" in html
     query = urllib.parse.urlencode({"run": "eval", "tag": "summary/worst"})
-    worst = _get_json(f"{base}/data/plugin/text/text?{query}")
+    worst = until(lambda: _get_json(f"{base}/data/plugin/text/text?{query}"), lambda w: len(w) >= 2)
     assert [e["step"] for e in worst] == [100, 200]
     assert "<table>" in worst[1]["text"] and "dog&lt;5&gt;" in worst[1]["text"]
 
 
 def test_images_plugin_lists_changes_and_grouped_tags_with_their_descriptions(server):
     base = server["base"]
-    tags = _poll(lambda: _get_json(base + "/data/plugin/images/tags").get("eval", {}), lambda t: len(t) >= 9)
+    tags = until(lambda: _get_json(base + "/data/plugin/images/tags").get("eval", {}), lambda t: len(t) >= 9)
     changes = sorted(t for t in tags if t.startswith("changes/"))
     assert len(changes) == 3 and any(t.startswith("changes/broken/dog_5_") for t in changes)
     assert "examples/cat/cat-1" in tags and "examples/bird/bird-3" in tags

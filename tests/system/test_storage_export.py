@@ -5,13 +5,10 @@ the run, the per-example tags and each of their steps exactly once."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 from runs import CLASSIFICATION, write_run
@@ -20,7 +17,7 @@ from test_shards_urls import upload_tree
 
 from exporter.cli import main
 
-from .servers import free_port
+from .servers import tensorboard_server, until
 from .test_storage_capture import _bucket, _download, _objects
 
 IDS = ["cat-1", "dog-2", "bird-3"]
@@ -84,10 +81,10 @@ def test_the_command_line_over_s3(runs, s3_server, tmp_path, capsys):
     ], sorted(pngs)
 
 
-def _get(url: str, timeout: float = 10.0) -> bytes:
+def _get_json(url: str, timeout: float = 10.0):
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(url, timeout=timeout) as resp:
-        return resp.read()
+        return json.loads(resp.read())
 
 
 #: ``tensorboard`` forced onto its TensorFlow stub (what ``//tensorboard/compat:no_tensorflow`` does in a Bazel build):
@@ -108,42 +105,22 @@ def test_tensorboard_reads_the_run_from_s3_with_each_step_once(runs, s3_server, 
         assert main([*argv, "--no-progress", "--workers", "1"]) == 0
     upload_tree(write_run(tmp_path / "more", steps=(300,), ids=IDS, image_shape=(40, 60)), url)
     assert main(["export", url, logdir, "--no-progress", "--workers", "1", "--incremental"]) == 0  # appends
-    port = free_port()
-    log = tmp_path / "tensorboard.log"
     # the Python loader (--load_fast false): the Rust data server reads local folders and gs:// only
-    cmd = [sys.executable, "-c", TENSORBOARD, "--logdir", f"{s3_server}/tb", "--host", "127.0.0.1",
-           "--port", str(port), "--samples_per_plugin", "images=100", "--reload_interval", "1", "--load_fast", "false"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        tags: dict = {}
-        while True:
-            try:
-                runs_seen = json.loads(_get(base + "/data/runs", timeout=2))
-                tags = json.loads(_get(base + "/data/plugin/images/tags")).get("eval", {}) if "eval" in runs_seen else {}
-                if len(tags) >= len(IDS):
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"tensorboard did not show the run: {Path(log).read_text()[-3000:]}")
-            time.sleep(0.5)
-        assert runs_seen == ["eval"]
-        assert {f"examples/{i}" for i in IDS} <= set(tags), tags
-        for example_id in IDS:
-            query = urllib.parse.urlencode({"run": "eval", "tag": f"examples/{example_id}"})
-            entries = json.loads(_get(f"{base}/data/plugin/images/images?{query}"))
-            assert [e["step"] for e in entries] == [100, 200, 300], (example_id, entries)
-        scalars = json.loads(_get(f"{base}/data/plugin/scalars/tags")).get("eval", {})
-        assert "metrics/accuracy" in scalars
+    with tensorboard_server(f"{s3_server}/tb", tmp_path / "tensorboard.log", "--samples_per_plugin", "images=100",
+                            "--load_fast", "false", launch=("-c", TENSORBOARD), timeout=120) as base:
+
+        def steps() -> dict[str, list[int]]:
+            tags = _get_json(base + "/data/plugin/images/tags").get("eval", {})
+            return {i: [e["step"] for e in _get_json(f"{base}/data/plugin/images/images?" + urllib.parse.urlencode(
+                {"run": "eval", "tag": f"examples/{i}"}))] if f"examples/{i}" in tags else [] for i in IDS}
+
+        # the run is two event files (the export, then the appended step 300): wait until both are read,
+        # then two more reloads (--reload_interval 1), in which a second copy of any step would show
+        loaded = until(steps, lambda seen: all(300 in s for s in seen.values()))
+        assert all(300 in s for s in loaded.values()), loaded
+        time.sleep(3)
+        assert _get_json(base + "/data/runs") == ["eval"]
+        assert steps() == {i: [100, 200, 300] for i in IDS}
+        assert "metrics/accuracy" in _get_json(base + "/data/plugin/scalars/tags").get("eval", {})
         query = urllib.parse.urlencode({"run": "eval", "tag": "metrics/accuracy"})
-        assert [row[1] for row in json.loads(_get(f"{base}/data/plugin/scalars/scalars?{query}"))] == [100, 200, 300]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        assert [row[1] for row in _get_json(f"{base}/data/plugin/scalars/scalars?{query}")] == [100, 200, 300]

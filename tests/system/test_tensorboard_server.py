@@ -11,7 +11,6 @@ import io
 import json
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 
@@ -22,7 +21,7 @@ from runs import CLASSIFICATION, write_run
 
 from exporter.api import ExportOptions, export
 
-from .servers import tensorboard_server
+from .servers import tensorboard_server, until
 
 pytestmark = pytest.mark.tensorboard_server
 pytest.importorskip("tensorboard")
@@ -52,24 +51,14 @@ def server(tmp_path_factory):
         yield {"base": base, "report": report, "logdir": logdir}
 
 
-def _images_tags(base):
-    # the images plugin may still be loading the run right after start: poll briefly
-    deadline = time.monotonic() + 30
-    while True:
-        tags = json.loads(_get(base + "/data/plugin/images/tags")).get("eval", {})
-        if len(tags) >= len(IDS) or time.monotonic() > deadline:
-            return tags
-        time.sleep(0.5)
-
-
 def test_http_api_lists_tags_steps_and_serves_decodable_images(server):
     base = server["base"]
     assert "eval" in json.loads(_get(base + "/data/runs"))
-    tags = _images_tags(base)
+    tags = until(lambda: json.loads(_get(base + "/data/plugin/images/tags")).get("eval", {}), lambda t: len(t) >= len(IDS))
     for example_id in IDS:
         assert f"examples/{example_id}" in tags
     query = urllib.parse.urlencode({"run": "eval", "tag": "examples/dog-2"})
-    entries = json.loads(_get(f"{base}/data/plugin/images/images?{query}"))
+    entries = until(lambda: json.loads(_get(f"{base}/data/plugin/images/images?{query}")), lambda e: len(e) >= 2)
     assert [e["step"] for e in entries] == [100, 200]
     for entry in entries:
         data = _get(f"{base}/data/plugin/images/individualImage?{entry['query']}")
