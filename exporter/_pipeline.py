@@ -40,8 +40,8 @@ from .metrics import classification
 from .metrics.images import BOX_FIELDS, ImageStats, image_shape_of, image_stats
 from .metrics.step import DEFAULT_IGNORE_INDEX, METRIC_FIELDS, ShardMetrics, StepMetrics, StepResults, measure_shard
 from .options import ExportOptions, box_match_for, read_options_for, step_class_names
-from .render import ReadOptions, RenderOptions, render_example
-from .schema import CANONICAL_FIELDS, ShardMeta
+from .render import ReadOptions, RenderOptions, box_count, drawn_order, render_example, to_pixel_xyxy_keep
+from .schema import CANONICAL_FIELDS, DEFAULT_BOX_COORDS, DEFAULT_BOX_FORMAT, ShardMeta
 from .select import Selection
 from .shards import Problem, Run, Shard, open_run
 from .storage import Location
@@ -172,7 +172,7 @@ def _work(unit: _Unit) -> _UnitResult:
         return result  # fewer rows than the metadata says: the shard's first unit reports it
     if unit.first:  # what validate warns about (NaN/inf pixels, boxes outside the image), export says too
         result.warnings = [Problem(str(unit.path), m, f, level="warning") for f, m in check_warnings(meta, arrays)]
-    result.hidden_boxes = hidden_boxes(arrays, unit.rows, unit.style)
+    result.hidden_boxes = hidden_boxes(arrays, unit.rows, unit.style, unit.read)
     fields = [n for n in arrays if n in CANONICAL_FIELDS]
     ids = arrays.get("ids")
     for row in unit.rows:
@@ -201,27 +201,26 @@ def _work(unit: _Unit) -> _UnitResult:
     return result
 
 
-def hidden_boxes(arrays: dict[str, np.ndarray], rows: Sequence[int], style: RenderOptions) -> int:
+def hidden_boxes(arrays: dict[str, np.ndarray], rows: Sequence[int], style: RenderOptions, read: ReadOptions) -> int:
     """How many predicted boxes of ``rows`` the renderer leaves out for ``style.max_boxes``.
 
-    The same choice as the renderer's, from the arrays: the valid boxes (within
-    ``num_boxes``, finite), those scoring at least ``score_threshold`` when
-    there are scores, then at most ``max_boxes`` of them per image.
+    The renderer's own rules over the arrays: the boxes of an image
+    (``render.box_count``, rows whose box is not finite dropped), those it
+    would draw without the cap and with it (``render.drawn_order``).
     """
     boxes = arrays.get("boxes")
-    if boxes is None or boxes.ndim != 3 or not len(rows):
+    if boxes is None or boxes.ndim != 3:
         return 0
-    idx = np.asarray(rows, np.int64)
-    b = boxes[idx]
-    shown = np.isfinite(b).all(axis=-1) if b.dtype.kind == "f" else np.ones(b.shape[:2], bool)
-    num = arrays.get("num_boxes")
-    if num is not None and num.shape[:1] == boxes.shape[:1]:
-        shown &= np.arange(b.shape[1])[None, :] < num[idx].reshape(-1, 1)
-    scores = arrays.get("box_scores")
-    if scores is not None and scores.shape[:2] == boxes.shape[:2]:
-        with np.errstate(invalid="ignore"):
-            shown &= scores[idx] >= style.score_threshold  # NaN scores fail this, as in the renderer
-    return int(np.maximum(shown.sum(axis=1) - style.max_boxes, 0).sum())
+    num, scores = arrays.get("num_boxes"), arrays.get("box_scores")
+    box_format, box_coords = read.box_format or DEFAULT_BOX_FORMAT, read.box_coords or DEFAULT_BOX_COORDS
+    hidden = 0
+    for i in rows:
+        m = box_count(None if num is None else num[i], boxes.shape[1])
+        _, keep = to_pixel_xyxy_keep(boxes[i, :m], box_format, box_coords, 1.0, 1.0)
+        s = None if scores is None else np.asarray(scores[i][:m], np.float64)[keep]
+        n = int(keep.sum())
+        hidden += len(drawn_order(s, n, style.score_threshold, n)) - len(drawn_order(s, n, style.score_threshold, style.max_boxes))
+    return hidden
 
 
 def _measure(unit: _Unit, arrays: dict[str, np.ndarray]) -> ShardMetrics:

@@ -35,9 +35,9 @@ from PIL import Image
 from . import tags as tagging
 from .errors import ConfigError, ExporterError, ShardError, ShardTooLargeError
 from .options import ExportOptions, read_options_for, step_class_names
-from .render import match_boxes, render_example, side_by_side, to_pixel_xyxy_keep
+from .render import box_count, drawn_order, match_boxes, render_example, side_by_side, to_pixel_xyxy_keep
 from .render.classes import NO_CLASS, class_ids, class_name
-from .schema import CANONICAL_FIELDS
+from .schema import CANONICAL_FIELDS, DEFAULT_BOX_COORDS, DEFAULT_BOX_FORMAT
 from .select import Selection
 from .shards import Shard
 from .validation import check_arrays
@@ -192,7 +192,7 @@ def step_outcomes(
             part["preds"], part["scores"] = _predicted(arrays)
         elif kind == "detection":
             read = read_options_for(options, shard.meta, names)
-            part.update(_detections(arrays, n, read.box_format or "yxyx", read.box_coords or "normalized", rules))
+            part.update(_detections(arrays, n, read.box_format or DEFAULT_BOX_FORMAT, read.box_coords or DEFAULT_BOX_COORDS, rules))
         parts.append(part)
     columns: dict[str, Any] = {}
     for name in ("positions", "selected", "keys", "labels", "preds", "scores", "missed", "false", "n_gt", "n_pred", "ap"):
@@ -263,7 +263,7 @@ def _detections(arrays: dict[str, np.ndarray], n: int, box_format: str, box_coor
     for i in range(n):
         pred_xyxy, pred_labels, pred_scores = _boxes(arrays, i, "boxes", "box_labels", "box_scores", "num_boxes", box_format, box_coords)
         gt_xyxy, gt_labels, _ = _boxes(arrays, i, "gt_boxes", "gt_box_labels", None, "gt_num_boxes", box_format, box_coords)
-        order = _drawn(pred_scores, len(pred_xyxy), rules)
+        order = drawn_order(pred_scores, len(pred_xyxy), rules.score_threshold, rules.max_boxes)
         pred_xyxy = pred_xyxy[order]
         pred_labels = None if pred_labels is None else pred_labels[order]
         pred_scores = None if pred_scores is None else pred_scores[order]
@@ -287,22 +287,11 @@ def _boxes(
     matched as fractions of a 1 x 1 image.
     """
     b = np.asarray(arrays[boxes][i], np.float64).reshape(-1, 4)
-    m = len(b)
-    if count in arrays:
-        num = float(arrays[count][i])
-        m = int(min(max(num, 0), m)) if np.isfinite(num) else m
+    m = box_count(arrays[count][i] if count in arrays else None, len(b))
     xyxy, keep = to_pixel_xyxy_keep(b[:m], box_format, box_coords, 1.0, 1.0)
     lab = class_ids(arrays[labels][i][:m], labels)[keep] if labels in arrays else None
     sco = np.asarray(arrays[scores][i][:m], np.float64)[keep] if scores is not None and scores in arrays else None
     return xyxy, lab, sco
-
-
-def _drawn(scores: np.ndarray | None, m: int, rules: Rules) -> np.ndarray:
-    """Which predicted boxes the picture draws, best first: above the score threshold, at most ``max_boxes``."""
-    if scores is None:
-        return np.arange(min(rules.max_boxes, m))
-    ok = np.flatnonzero(scores >= rules.score_threshold)  # NaN scores fail this, as in the drawing
-    return ok[np.argsort(-scores[ok], kind="stable")][: rules.max_boxes]
 
 
 def image_ap(tp: np.ndarray, n_gt: int) -> float:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from ..render import ReadOptions, iou_matrix, match_boxes, to_pixel_xyxy_keep
+from ..render import ReadOptions, box_count, drawn_order, iou_matrix, match_boxes, to_pixel_xyxy_keep
 from ..schema import DEFAULT_BOX_COORDS, DEFAULT_BOX_FORMAT, image_layout
 from .detection import NO_GT, DetectionEvaluator
 
@@ -150,9 +150,7 @@ def _side(
     if boxes not in arrays:  # no such side: no boxes
         return np.zeros((0, 4)), None, np.zeros(0, np.int64)
     b = np.asarray(arrays[boxes][i], np.float64)
-    m = b.shape[0]
-    if count in arrays:
-        m = int(min(max(int(arrays[count][i]), 0), m))
+    m = box_count(arrays[count][i] if count in arrays else None, b.shape[0])
     xyxy, keep = to_pixel_xyxy_keep(b[:m], box_format, box_coords, width, height)
     rows = np.flatnonzero(keep)
     if labels_name not in arrays:
@@ -256,7 +254,7 @@ def image_stats(
         out["best_iou"] = np.full(n, np.nan)
     pairs: list[np.ndarray] = []
     for i, im in enumerate(images):
-        shown = _shown(im, min_score, max_boxes)
+        shown = drawn_order(im.scores, len(im.scores), min_score, max_boxes)
         labels, gt_labels = im.classes()
         if "counts" in need:
             m = match_boxes(
@@ -281,9 +279,3 @@ def image_stats(
         both = np.concatenate(pairs, axis=1) if pairs else np.zeros((2, 0), np.int64)
         out["class_image"], out["class_id"] = both[0], both[1]
     return ImageStats(n, **out)
-
-
-def _shown(im: ImageBoxes, min_score: float, max_boxes: int) -> np.ndarray:
-    """Positions of the predictions a picture shows: scoring at least ``min_score``, the ``max_boxes`` best."""
-    ok = np.flatnonzero(im.scores >= min_score)
-    return ok[np.argsort(-im.scores[ok], kind="stable")][:max_boxes]

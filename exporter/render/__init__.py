@@ -24,7 +24,7 @@ The renderer depends on numpy, Pillow and the package's ``schema``,
 (144, 192)
 """
 
-from .boxes import BoxMatch, iou_matrix, match_boxes, to_pixel_xyxy, to_pixel_xyxy_keep
+from .boxes import BoxMatch, box_count, drawn_order, iou_matrix, match_boxes, to_pixel_xyxy, to_pixel_xyxy_keep
 from .colors import class_color
 from .compose import draw_example, render_example
 from .example import Boxes, Example, read_example
@@ -41,8 +41,10 @@ __all__ = [
     "ReadOptions",
     "RenderOptions",
     "blend_mask",
+    "box_count",
     "class_color",
     "draw_example",
+    "drawn_order",
     "iou_matrix",
     "match_boxes",
     "read_example",

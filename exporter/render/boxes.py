@@ -9,11 +9,18 @@ Formats (``schema.BOX_FORMATS``), each a row of 4 numbers:
 
 Coords (``schema.BOX_COORDS``): ``normalized`` (fractions of the image width
 and height) or ``pixels``. Everything downstream works in pixel ``xyxy``.
+
+Two rules every reader of boxes shares (the renderer, the detection metrics and
+selections, ``--changes`` and the ``--max-boxes`` note): ``box_count`` says how
+many of an image's box rows are real, ``drawn_order`` which predictions a
+picture shows.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from typing import SupportsFloat
 
 import numpy as np
 
@@ -58,6 +65,33 @@ def to_pixel_xyxy_keep(
             out *= np.array([width, height, width, height], dtype=np.float64)
     keep = np.isfinite(out).all(axis=1)
     return (out if keep.all() else out[keep]), keep
+
+
+def box_count(num: SupportsFloat | None, rows: int) -> int:
+    """How many of ``rows`` box rows are boxes: ``num_boxes`` clamped to [0, rows], all rows without it.
+
+    A count that is not a finite number (NaN from a float field) says nothing, so every row counts.
+
+    >>> box_count(3, 10), box_count(-1, 10), box_count(12.0, 10), box_count(float("nan"), 10), box_count(None, 10)
+    (3, 0, 10, 10, 10)
+    """
+    if num is None:
+        return rows
+    n = float(num)
+    return int(min(max(n, 0), rows)) if math.isfinite(n) else rows
+
+
+def drawn_order(scores: np.ndarray | None, count: int, score_threshold: float, max_boxes: int) -> np.ndarray:
+    """Positions of the predictions a picture draws, best first: scoring at least ``score_threshold``
+    (NaN scores never do), at most ``max_boxes``; without scores the first ``max_boxes`` of ``count``.
+
+    >>> drawn_order(np.array([0.2, np.nan, 0.9, 0.5]), 4, 0.3, 10).tolist(), drawn_order(None, 5, 0.3, 2).tolist()
+    ([2, 3], [0, 1])
+    """
+    if scores is None:
+        return np.arange(min(max_boxes, count))
+    ok = np.flatnonzero(scores >= score_threshold)
+    return ok[np.argsort(-scores[ok], kind="stable")][:max_boxes]
 
 
 def as_box_array(boxes: np.ndarray, name: str) -> np.ndarray:

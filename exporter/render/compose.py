@@ -47,7 +47,7 @@ from PIL import Image, ImageDraw
 
 from .._checks import check_type
 from . import colors
-from .boxes import match_boxes
+from .boxes import drawn_order, match_boxes
 from .captions import caption, draw_topk, fit_caption, score_text, topk_rows
 from .classes import NO_CLASS, class_name
 from .colors import Color, class_color, text_color
@@ -349,12 +349,7 @@ def _kept(pred: Boxes | None, o: RenderOptions) -> Boxes | None:
     """Predicted boxes above the score threshold, at most ``max_boxes``, highest score first."""
     if pred is None:
         return None
-    if pred.scores is not None:
-        ok = np.flatnonzero(pred.scores >= o.score_threshold)  # NaN scores fail this and are dropped
-        order = ok[np.argsort(-pred.scores[ok], kind="stable")][: o.max_boxes]
-    else:
-        order = np.arange(min(o.max_boxes, len(pred)))
-    return pred.take(order)
+    return pred.take(drawn_order(pred.scores, len(pred), o.score_threshold, o.max_boxes))
 
 
 def _fill(region: np.ndarray, color: Color) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,7 +22,7 @@ from .._checks import check_names, check_type, is_int
 from ..errors import ConfigError, RenderError
 from ..odapi import to_canonical
 from ..schema import DEFAULT_BOX_COORDS, DEFAULT_BOX_FORMAT, DEFAULT_MASK_BACKGROUND
-from .boxes import as_box_array, to_pixel_xyxy_keep
+from .boxes import as_box_array, box_count, to_pixel_xyxy_keep
 from .classes import NO_CLASS, class_ids
 from .image import rgb_view
 from .masks import read_class_map
@@ -344,11 +343,9 @@ def _boxes(
     b = as_box_array(fields[names.boxes], f"field '{names.boxes}'")
     n = b.shape[0]
     num = _scalar(fields, names.num)
-    if num is not None:
-        if np.asarray(num).dtype.kind not in "biuf":  # float() would take "3" and choke on a date
-            raise RenderError(f"field '{names.num}' must be a number of boxes, got {num!r}")
-        num = float(num)
-        n = int(min(max(num, 0), n)) if math.isfinite(num) else n
+    if num is not None and np.asarray(num).dtype.kind not in "biuf":  # float() would take "3" and choke on a date
+        raise RenderError(f"field '{names.num}' must be a number of boxes, got {num!r}")
+    n = box_count(num, n)
     labels = _vector(fields, names.labels, n)
     scores = _vector(fields, names.scores, n) if names.scores else None
     xyxy, keep = to_pixel_xyxy_keep(b[:n], box_format, box_coords, w0, h0)

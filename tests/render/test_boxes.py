@@ -1,4 +1,4 @@
-"""Box conversion (every format x coord mode), IoU and greedy matching."""
+"""Box conversion (every format x coord mode), the box-count and drawn-box rules, IoU and greedy matching."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from exporter.errors import ConfigError, RenderError
-from exporter.render import iou_matrix, match_boxes, to_pixel_xyxy, to_pixel_xyxy_keep
+from exporter.render import box_count, drawn_order, iou_matrix, match_boxes, to_pixel_xyxy, to_pixel_xyxy_keep
 
 W, H = 200, 100
 PIXEL_XYXY = [20.0, 10.0, 120.0, 60.0]
@@ -141,3 +141,38 @@ def test_match_without_gt_makes_every_prediction_a_false_positive():
 def test_match_threshold_out_of_range(threshold):
     with pytest.raises(ConfigError, match="iou_threshold"):
         match_boxes(GT, GT, threshold)
+
+
+@pytest.mark.parametrize(
+    "num, rows, expected",
+    [(3, 10, 3), (np.int32(0), 4, 0), (-2, 4, 0), (12.0, 10, 10), (2.6, 10, 2), (float("nan"), 4, 4),
+     (np.float32("inf"), 4, 4), (None, 4, 4), (np.array(5), 7, 5)],
+)
+def test_box_count_clamps_num_boxes_and_ignores_a_count_that_is_not_a_number(num, rows, expected):
+    assert box_count(num, rows) == expected
+
+
+@pytest.mark.parametrize(
+    "scores, count, threshold, max_boxes, expected",
+    [
+        ([0.2, 0.9, 0.5, 0.9], 4, 0.0, 10, [1, 3, 2, 0]),  # best first; equal scores keep box order
+        ([0.2, 0.9, 0.5, 0.9], 4, 0.5, 10, [1, 3, 2]),  # at the threshold is drawn
+        ([0.2, 0.9, 0.5, 0.9], 4, 0.0, 2, [1, 3]),
+        ([np.nan, 0.4, np.nan], 3, -1.0, 10, [1]),  # NaN scores are never drawn, whatever the threshold
+        ([0.3], 1, 0.0, 0, []),
+        (None, 5, 0.9, 3, [0, 1, 2]),  # no scores: no threshold, the first max_boxes
+        (None, 2, 0.0, 3, [0, 1]),
+    ],
+)
+def test_drawn_order_is_the_best_scores_above_the_threshold_up_to_the_cap(scores, count, threshold, max_boxes, expected):
+    s = None if scores is None else np.array(scores, np.float64)
+    got = drawn_order(s, count, threshold, max_boxes)
+    assert got.tolist() == expected and got.dtype.kind == "i"
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from exporter.render import boxes
+
+    assert doctest.testmod(boxes).failed == 0
