@@ -26,7 +26,7 @@ changed example are drawn from its shard rows, read again, one shard at a time
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -540,15 +540,13 @@ def changes_table(changes: Changes, classes: dict[int, list[int]] | None = None)
             of = [int(b.labels[c.j])] if b.labels is not None else []
         for cls in of or [NO_CLASS]:
             per_class.setdefault(cls, {"fixed": [], "broken": []})[c.kind].append(c)
-    lines += ["| class | fixed | broken | fixed ids | broken ids |", "|---|---:|---:|---|---|"]
-    for cls in sorted(per_class, key=lambda c: (c == NO_CLASS, c)):
-        got = per_class[cls]
-        lines.append(
-            f"| {_md(class_name(cls, b.class_names))} | {len(got['fixed'])} | {len(got['broken'])} | "
-            f"{_ids(changes, got['fixed'])} | {_ids(changes, got['broken'])} |"
-        )
-    lines.append(f"| **total** | **{len(fixed)}** | **{len(broken)}** | | |")
-    return "\n".join(lines)
+    rows: list[tuple[object, ...]] = [
+        (_md(class_name(cls, b.class_names)), len(got["fixed"]), len(got["broken"]), _ids(changes, got["fixed"]),
+         _ids(changes, got["broken"]))
+        for cls, got in sorted(per_class.items(), key=lambda item: (item[0] == NO_CLASS, item[0]))
+    ]
+    rows.append(("**total**", f"**{len(fixed)}**", f"**{len(broken)}**", "", ""))
+    return "\n".join(lines + _table(("class", "fixed", "broken", "fixed ids", "broken ids"), rows, numeric=(1, 2)))
 
 
 def worst_table(outcomes: Outcomes, k: int) -> str:
@@ -559,15 +557,14 @@ def worst_table(outcomes: Outcomes, k: int) -> str:
         arrays = {"labels": o.labels[pick], "pred_labels": o.preds[pick], "pred_scores": o.scores[pick]}
         order = pick[Selection(most_confident_wrong=k).select(arrays, n=len(pick))] if k else pick[:0]
         head = f"**step {o.step}**: the {len(order)} most confidently wrong of {len(pick)} examples"
-        lines = [head + ".", "", "| # | id | truth | prediction | score |", "|---:|---|---|---|---:|"]
-        for rank, i in enumerate(order, 1):
-            lines.append(
-                f"| {rank} | {_md(o.id_text(i))} | {_md(class_name(int(o.labels[i]), o.class_names))} | "
-                f"{_md(class_name(int(o.preds[i]), o.class_names))} | {_score(o.scores[i])} |"
-            )
         if not len(order):
-            lines = [head + ": none is wrong."]
-        return "\n".join(lines)
+            return head + ": none is wrong."
+        rows = [
+            (rank, _md(o.id_text(i)), _md(class_name(int(o.labels[i]), o.class_names)),
+             _md(class_name(int(o.preds[i]), o.class_names)), _score(o.scores[i]))
+            for rank, i in enumerate(order, 1)
+        ]
+        return "\n".join([head + ".", "", *_table(("#", "id", "truth", "prediction", "score"), rows, numeric=(0, 4))])
     if o.kind == "detection" and o.errors is not None and o.ap is not None and o.n_gt is not None:
         errors, ap = o.errors[pick], o.ap[pick]
         worst = np.lexsort((np.where(np.isnan(ap), np.inf, ap), -errors))  # most errors first, then lowest AP
@@ -576,17 +573,31 @@ def worst_table(outcomes: Outcomes, k: int) -> str:
             f"**step {o.step}**: the {len(order)} worst of {len(pick)} images (most missed + false boxes at IoU "
             f"{o.match_iou:g}, then lowest AP)"
         )
-        lines = [head + ".", "", "| # | id | truth | prediction | AP |", "|---:|---|---|---|---:|"]
-        assert o.n_pred is not None and o.missed is not None and o.false is not None
-        for rank, i in enumerate(order, 1):
-            lines.append(
-                f"| {rank} | {_md(o.id_text(i))} | {o.n_gt[i]} boxes | {o.n_pred[i]} boxes: {o.false[i]} false, "
-                f"{o.missed[i]} missed | {_score(o.ap[i])} |"
-            )
         if not len(order):
-            lines = [head + ": every image is right."]
-        return "\n".join(lines)
+            return head + ": every image is right."
+        assert o.n_pred is not None and o.missed is not None and o.false is not None
+        rows = [
+            (rank, _md(o.id_text(i)), f"{o.n_gt[i]} boxes", f"{o.n_pred[i]} boxes: {o.false[i]} false, {o.missed[i]} missed",
+             _score(o.ap[i]))
+            for rank, i in enumerate(order, 1)
+        ]
+        return "\n".join([head + ".", "", *_table(("#", "id", "truth", "prediction", "AP"), rows, numeric=(0, 4))])
     return f"**step {o.step}**: no outcome to rank (it needs 'labels' and 'pred_labels' or 'probs', or 'boxes' and 'gt_boxes')."
+
+
+def _table(columns: Sequence[str], rows: Iterable[Sequence[object]], *, numeric: Collection[int] = ()) -> list[str]:
+    """A Markdown table's lines: the header, the alignment row (the ``numeric`` columns right-aligned), the rows.
+
+    Cells are written as they are: escape text with ``_md`` first.
+
+    >>> print("\\n".join(_table(("id", "n"), [("a", 1), ("b", 22)], numeric=(1,))))
+    | id | n |
+    |---|---:|
+    | a | 1 |
+    | b | 22 |
+    """
+    align = ("---:" if k in numeric else "---" for k in range(len(columns)))
+    return [f"| {' | '.join(columns)} |", f"|{'|'.join(align)}|", *(f"| {' | '.join(map(str, row))} |" for row in rows)]
 
 
 def _score(value: float) -> str:

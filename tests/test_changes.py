@@ -415,3 +415,11 @@ def test_compare_still_draws_as_before(flips):
         warnings.simplefilter("error")
         sheet = exporter.compare(run.examples(step=10), run.examples(step=30), max_examples=3)
     assert sheet.width > 2 * 128 and sheet.height > 3 * 128
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from exporter import changes
+
+    assert doctest.testmod(changes).failed == 0
