@@ -269,6 +269,7 @@ def _add_storage_option(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     import argparse
+    import functools
 
     from .schema import DEFAULT_MAX_BYTES
 
@@ -281,8 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"summary-exporter {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks (for bug reports)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # every command's epilog holds examples laid out by hand
+    command = functools.partial(sub.add_parser, formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    p = sub.add_parser(
+    p = command(
         "export",
         help="write TensorBoard events: one image tag per example, one step per checkpoint",
         description="Write TensorBoard events from shards: per-example image tags stable across checkpoints, "
@@ -290,7 +293,6 @@ def build_parser() -> argparse.ArgumentParser:
         "where the fields allow.",
         epilog="example:\n  summary-exporter export eval_shards logs/eval --score-threshold 0.3 --workers 2\n"
         "  tensorboard --logdir logs/eval --samples_per_plugin images=100\n\n" + EXIT_STATUS_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("shards", help="run folder, step folder or shard file")
     p.add_argument("logdir", help="TensorBoard run folder to write (earlier exports there are replaced)")
@@ -298,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render_options(p)
     _add_storage_option(p)
 
-    p = sub.add_parser(
+    p = command(
         "export-runs",
         help="export every run folder under ROOT to the same place under LOGROOT, here or on a Dask cluster",
         description="Export every run folder under ROOT (a folder holding step-* folders) into LOGROOT/<its path "
@@ -308,7 +310,6 @@ def build_parser() -> argparse.ArgumentParser:
         "  summary-exporter export-runs s3://evals/job7 s3://tb/job7 --scheduler tcp://10.0.0.5:8786\n"
         "  summary-exporter export-runs eval_root logs --scheduler local --incremental\n"
         "  tensorboard --logdir logs",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("root", help="folder (or URL) whose run folders to export")
     p.add_argument("logroot", help="TensorBoard folder (or URL): each run goes to LOGROOT/<its path below ROOT>")
@@ -321,32 +322,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render_options(p)
     _add_storage_option(p)
 
-    p = sub.add_parser(
+    p = command(
         "render",
         help="write the same overlays as PNG files (a quick look without TensorBoard)",
         epilog="example:\n  summary-exporter render eval_shards overlays --max-per-step 16 --grid\n\n" + EXIT_STATUS_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("shards", help="run folder, step folder or shard file")
     p.add_argument("outdir", help="folder for step-*/<id>.png files")
     _add_render_options(p)
     _add_storage_option(p)
 
-    p = sub.add_parser("inspect", help="steps, shards, fields, counts, class names, format version",
-                       epilog="example:\n  summary-exporter inspect eval_shards",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command("inspect", help="steps, shards, fields, counts, class names, format version",
+                epilog="example:\n  summary-exporter inspect eval_shards")
     p.add_argument("shards", help="run folder, step folder or shard file")
     _add_storage_option(p)
 
-    p = sub.add_parser("validate", help="check every shard; exit 0 if all are valid, 1 otherwise",
-                       epilog="example:\n  summary-exporter validate eval_shards && echo ok",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command("validate", help="check every shard; exit 0 if all are valid, 1 otherwise",
+                epilog="example:\n  summary-exporter validate eval_shards && echo ok")
     p.add_argument("shards", help="run folder, step folder or shard file")
     p.add_argument("--max-shard-mb", type=_positive_int, default=DEFAULT_MAX_BYTES >> 20, metavar="MB",
                    help=f"refuse shards needing more memory than this (default {DEFAULT_MAX_BYTES >> 20})")
     _add_storage_option(p)
 
-    p = sub.add_parser(
+    p = command(
         "import-coco",
         help="turn a COCO ground-truth file, a detections results file and the images into shards",
         description="Write shards (format 1.1) from a COCO ground truth, a COCO results list (what detectron2, "
@@ -354,7 +352,6 @@ def build_parser() -> argparse.ArgumentParser:
         "masks and keypoints. Segmentations need pycocotools: pip install 'summary-exporter[coco]'.",
         epilog="example:\n  summary-exporter import-coco instances_val2017.json detections.json val2017 eval_shards "
         "--step 90000\n  summary-exporter export eval_shards logs/coco --score-threshold 0.3",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("gt", metavar="GT.json", help="COCO ground truth: images, annotations, categories")
     p.add_argument("results", metavar="RESULTS.json", help="COCO results: a list of {image_id, category_id, bbox, score}")
@@ -366,20 +363,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-shard-mb", type=_positive_int, default=64, metavar="MB",
                    help="arrays per shard, before compression (default 64)")
 
-    p = sub.add_parser(
+    p = command(
         "demo",
         help="train a tiny Estimator on generated shapes, capture two checkpoints, export (needs summary-exporter[estimator])",
         epilog="example:\n  summary-exporter demo demo_out && tensorboard --logdir demo_out/logs",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("outdir", nargs="?", default="demo_out", help="working folder, its shards/ and logs/ are replaced (default demo_out)")
     p.add_argument("--fast", action="store_true", help="fewer training steps (for tests)")
 
-    p = sub.add_parser(
+    p = command(
         "bench",
         help="measure export and capture speed as ratios against the usual routes (prints a table)",
         epilog="example:\n  summary-exporter bench --json bench.json\n  summary-exporter bench --quick",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes, no 2 GB run, no Estimator: a smoke test in well under a minute")
