@@ -126,7 +126,11 @@ class _UnitResult:
 
 
 class _LastShard:
-    """The last shard a process loaded whole: the units of one shard usually come in a row."""
+    """The last shard a process loaded whole: the units of one shard usually come in a row.
+
+    It holds one shard at most: the last one is let go before the next is read,
+    not after, which would hold two at the peak.
+    """
 
     def __init__(self) -> None:
         self.path: str | Location | None = None
@@ -135,6 +139,7 @@ class _LastShard:
     def load(self, path: str | Location, names: Sequence[str] | None, max_bytes: int) -> tuple[ShardMeta, dict[str, np.ndarray]]:
         if names is None and path == self.path and self.loaded is not None:
             return self.loaded
+        self.clear()
         shard = Shard(path, max_bytes=max_bytes)
         loaded = (shard.meta, shard.load(names))
         if names is None:
