@@ -214,15 +214,19 @@ def hidden_boxes(arrays: dict[str, np.ndarray], rows: Sequence[int], style: Rend
     would draw without the cap and with it (``render.drawn_order``).
     """
     boxes = arrays.get("boxes")
-    if boxes is None or boxes.ndim != 3:
-        return 0
+    if boxes is None or boxes.ndim != 3 or boxes.shape[-1] != 4 or boxes.dtype.kind not in "biuf":
+        return 0  # nothing the renderer draws (a shard's first unit reports what is wrong with it)
     num, scores = arrays.get("num_boxes"), arrays.get("box_scores")
+    if num is not None and (num.shape != boxes.shape[:1] or num.dtype.kind not in "biuf"):
+        num = None
+    if scores is not None and (scores.shape != boxes.shape[:2] or scores.dtype.kind not in "biuf"):
+        scores = None
     box_format, box_coords = read.box_format or DEFAULT_BOX_FORMAT, read.box_coords or DEFAULT_BOX_COORDS
     hidden = 0
     for i in rows:
         m = box_count(None if num is None else num[i], boxes.shape[1])
         _, keep = to_pixel_xyxy_keep(boxes[i, :m], box_format, box_coords, 1.0, 1.0)
-        s = None if scores is None else np.asarray(scores[i][:m], np.float64)[keep]
+        s = None if scores is None else np.asarray(scores[i, :m], np.float64)[keep]
         n = int(keep.sum())
         hidden += len(drawn_order(s, n, style.score_threshold, n)) - len(drawn_order(s, n, style.score_threshold, style.max_boxes))
     return hidden

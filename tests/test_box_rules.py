@@ -68,3 +68,22 @@ def test_the_boxes_of_an_image_are_the_same_for_the_drawing_and_the_metrics():
     order = _kept(first.pred, RenderOptions()).scores
     assert list(order) == sorted(order, reverse=True)
     assert hidden_boxes(arrays, range(N), RenderOptions(max_boxes=2), ReadOptions()) == 4 + 1 + 3
+
+
+@pytest.mark.parametrize("broken", [
+    {"box_scores": np.ones((N, ROWS + 1), np.float32)},  # one score too many per image
+    {"num_boxes": np.ones((N, 2), np.int32)},
+    {"num_boxes": np.array(["3"] * N)},
+])
+def test_the_max_boxes_note_counts_as_if_a_field_validation_refuses_were_absent(broken):
+    # validation reports these in a shard's first unit; the shard's other units still count, never fail
+    arrays = _arrays() | broken
+    without = {k: a for k, a in _arrays().items() if k not in broken}
+    uncapped = _drawn_by_renderer(without, RenderOptions(max_boxes=ROWS))
+    capped = _drawn_by_renderer(without, RenderOptions(max_boxes=1))
+    assert hidden_boxes(arrays, range(N), RenderOptions(max_boxes=1), ReadOptions()) == sum(uncapped) - sum(capped) > 0
+
+
+@pytest.mark.parametrize("boxes", [np.zeros((N, ROWS, 3), np.float32), np.full((N, ROWS, 4), "x")])
+def test_the_max_boxes_note_counts_nothing_for_boxes_that_cannot_be_drawn(boxes):
+    assert hidden_boxes(_arrays() | {"boxes": boxes}, range(N), RenderOptions(max_boxes=1), ReadOptions()) == 0
