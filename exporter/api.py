@@ -349,10 +349,10 @@ def _export_locked(
 def _write_changes(writer: EventWriter, found: StepChanges, walltime: float, options: ExportOptions) -> int:
     """A step's ``changes/...`` pictures, then its ``summary/...`` tables; returns how many images were written."""
     images = 0
-    for tag, img, description in found.pictures():
+    for kind, name, img, description in found.pictures():
         data = encode_image(img, options.image_format, options.jpeg_quality, png_encoder=options.png_encoder)
         writer.add_image(
-            tag, data, height=img.height, width=img.width, colorspace=image_colorspace(img),
+            tagging.change_tag(kind, name), data, height=img.height, width=img.width, colorspace=image_colorspace(img),
             step=found.step, walltime=walltime, description=description,
         )
         images += 1
@@ -646,19 +646,39 @@ def _render_locked(shards: ShardsArg, outdir: Path, options: ExportOptions, *, p
     bad = list(plan.bad)
     notes = plan.ignored_note()
     written = RenderedFiles()
+    tracker = ChangeTracker(options, plan.steps, notes)
     for item in _pipeline.run(plan, options, metrics=False, bad=bad, notes=notes, progress=progress):
         folder = outdir / step_dirname(item.step)
         folder.mkdir(parents=True, exist_ok=True)
         if isinstance(item, _pipeline.ShardDone):
             for name, r in item.examples:
                 written.append(_write_file(folder, tagging.file_stem(name) + tagging.EXAMPLE_SUFFIX, r.data))
-        elif item.grid:
+            continue
+        if item.grid:
             sheet = _grid_image(item.grid)
             data = encode_image(sheet, png_encoder=options.png_encoder)
             written.append(_write_file(folder, tagging.GRID_FILENAME, data))
+        found = tracker.step(plan.steps[item.step], skip={p.path for p in bad})
+        if found is not None:
+            written += _write_change_files(folder, found, options)
     notes += [f"skipped bad shard: {p}" for p in bad]
     _warn(notes)
     written.bad = bad
+    return written
+
+
+def _write_change_files(folder: Path, found: StepChanges, options: ExportOptions) -> list[Path]:
+    """``render``'s form of a step's changes: ``changes/<kind>/<name>.png`` and the tables as ``summary/<name>.md``."""
+    written = []
+    for kind, name, img, _ in found.pictures():
+        place = folder / tagging.CHANGES_PREFIX / kind
+        place.mkdir(parents=True, exist_ok=True)
+        data = encode_image(img, png_encoder=options.png_encoder)
+        written.append(_write_file(place, tagging.file_stem(name) + tagging.EXAMPLE_SUFFIX, data))
+    for tag, markdown, _ in found.tables():
+        group, name = tag.split("/")  # summary/changes, summary/worst: fixed tags of the tags module
+        (folder / group).mkdir(exist_ok=True)
+        written.append(_write_file(folder / group, name + ".md", markdown.encode() + b"\n"))
     return written
 
 

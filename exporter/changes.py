@@ -643,8 +643,12 @@ class StepChanges:
         self._shards = (before, after)
         self._classes: dict[int, list[int]] | None = None
 
-    def pictures(self) -> Iterator[tuple[str, Image.Image, str]]:
-        """``(tag, side-by-side picture, description)`` of each changed example, drawn one chunk at a time."""
+    def pictures(self) -> Iterator[tuple[ChangeKind, str, Image.Image, str]]:
+        """``(kind, name, side-by-side picture, description)`` of each changed example, drawn one chunk at a time.
+
+        ``name`` is the example's name at the later step, unique within the step: its tag is
+        ``tags.change_tag(kind, name)``, its file ``changes/<kind>/<tags.file_stem(name)>.png``.
+        """
         if self.changes is None or not self.changes.items:
             return
         t = self._tracker
@@ -656,7 +660,7 @@ class StepChanges:
             if after.kind == "detection":
                 classes[c.j] = picture.classes
             name = names.take(after.name(c.j), int(after.positions[c.j]))
-            yield tagging.change_tag(c.kind, name), picture.image, tagging.change_description(c.kind, t.drawn_with)
+            yield c.kind, name, picture.image, tagging.change_description(c.kind, t.drawn_with)
         self._classes = classes or None
 
     def tables(self) -> list[tuple[str, str, str]]:

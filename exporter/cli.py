@@ -218,23 +218,30 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     g3.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _add_changes_options(p: argparse.ArgumentParser) -> None:
+def _add_changes_options(p: argparse.ArgumentParser, *, files: bool = False) -> None:
+    """``--changes`` and its settings; ``files``: as render writes them (PNG and Markdown files, no tags to group)."""
     g = p.add_argument_group(
         "what changed between checkpoints",
         "Examples are matched across steps by their ids; shards without 'ids' are matched by position in the "
         "step (a warning says so), which is right only when the eval input order is the same at every checkpoint.",
     )
+    written = (
+        "as step-<step>/changes/fixed/<id>.png and changes/broken/<id>.png (earlier | later picture, headed by step), "
+        "and Markdown tables step-<step>/summary/changes.md and summary/worst.md" if files else
+        "as changes/fixed/<id> and changes/broken/<id> (earlier | later picture, headed by step), and Markdown tables "
+        "summary/changes and summary/worst in the TEXT tab"
+    )
     g.add_argument(
         "--changes", action="store_true",
         help="at each step after the first, the examples fixed (wrong -> right) and broken (right -> wrong) since the "
-        "step before, as changes/fixed/<id> and changes/broken/<id> (earlier | later picture, headed by step), and "
-        "Markdown tables summary/changes and summary/worst in the TEXT tab. Detection: fewer / more missed + false "
-        "boxes at --match-iou (default 0.5), or the image's AP up / down by more than 0.1. The 'which examples' "
-        "options pick the examples compared (picked at either step); with --incremental the first new step is "
-        "compared with the last one exported",
+        f"step before, {written}. Detection: fewer / more missed + false boxes at --match-iou (default 0.5), or the "
+        "image's AP up / down by more than 0.1. The 'which examples' options pick the examples compared (picked at "
+        "either step)" + ("" if files else "; with --incremental the first new step is compared with the last one exported"),
     )
     g.add_argument("--summary-worst", type=int, default=10, metavar="K",
                    help="rows of summary/worst: the K most confidently wrong examples, or worst images (default 10; 0: none)")
+    if files:
+        return
     g.add_argument(
         "--group-tags", choices=("class", "outcome"),
         help="per-example tags examples/<class>/<id> (true class) or examples/right|wrong/<id> (outcome), to filter "
@@ -325,11 +332,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "render",
         help="write the same overlays as PNG files (a quick look without TensorBoard)",
-        epilog="example:\n  summary-exporter render eval_shards overlays --max-per-step 16 --grid\n\n" + EXIT_STATUS_HELP,
+        epilog="examples:\n  summary-exporter render eval_shards overlays --max-per-step 16 --grid\n"
+        "  summary-exporter render eval_shards overlays --changes   # what each checkpoint fixed and broke\n\n"
+        + EXIT_STATUS_HELP,
     )
     p.add_argument("shards", help="run folder, step folder or shard file")
     p.add_argument("outdir", help="folder for step-*/<id>.png files")
     _add_render_options(p)
+    _add_changes_options(p, files=True)
     _add_storage_option(p)
 
     p = command("inspect", help="steps, shards, fields, counts, class names, format version",
@@ -430,6 +440,8 @@ def _options(args: argparse.Namespace):
             group_tags=args.group_tags,
             ignore_index=None if args.ignore_index == "none" else args.ignore_index,
         )
+    elif args.command == "render":
+        extra = dict(changes=args.changes, summary_worst=args.summary_worst)
     return ExportOptions(
         read=read,
         render=style,
@@ -493,7 +505,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "render":
         paths = api.render(args.shards, args.outdir, _options(args), progress=not args.no_progress, wait=args.wait,
                            storage_options=storage_options)
-        print(f"wrote {len(paths)} PNG files under {args.outdir}")
+        tables = sum(str(path).endswith(".md") for path in paths)
+        print(f"wrote {len(paths) - tables} PNG files" + (f" and {tables} Markdown tables" if tables else "")
+              + f" under {args.outdir}")
         return EXIT_SKIPPED if paths.bad else 0
     if args.command == "import-coco":
         from .coco import import_coco

@@ -16,7 +16,7 @@ from tbutil import decode, read_events
 
 import exporter
 from exporter import ShardWriter
-from exporter.api import ExportOptions, export
+from exporter.api import ExportOptions, export, render
 from exporter.changes import AP_CHANGE, find_changes, image_ap, step_outcomes
 from exporter.cli import main
 from exporter.render import RenderOptions
@@ -423,3 +423,46 @@ def test_docstring_examples_run():
     from exporter import changes
 
     assert doctest.testmod(changes).failed == 0
+
+
+# --------------------------------------------------------------------------- render --changes
+
+
+def test_render_writes_the_changes_export_writes_as_files(flips, tmp_path, capsys):
+    logdir, out = tmp_path / "logs", tmp_path / "png"
+    export(flips, logdir, ExportOptions(changes=True))
+    acc = read_events(logdir)
+    assert main(["render", str(flips), str(out), "--changes", "--no-progress"]) == 0
+    # 8 examples x 3 steps and 3 + 2 changed ones; summary/changes at 2 steps, summary/worst at 3
+    assert "wrote 29 PNG files and 5 Markdown tables under" in capsys.readouterr().out
+    assert not (out / "step-000000000010" / "changes").exists()  # the first step has no step before it
+    for step, kinds in FLIPS.items():
+        folder = out / f"step-{step:012d}"
+        for kind, ids in kinds.items():
+            files = {p.stem: p for p in (folder / "changes" / kind).glob("*.png")}
+            assert set(files) == ids
+            for i, path in files.items():  # the same picture as the event, pixel for pixel
+                picture = np.asarray(decode(path.read_bytes()).convert("RGB"))
+                assert np.array_equal(picture, _image(acc, f"changes/{kind}/{i}", step))
+        assert (folder / "summary" / "changes.md").read_text() == _texts(acc, "summary/changes")[step] + "\n"
+    for step in PREDS:
+        worst = out / f"step-{step:012d}" / "summary" / "worst.md"
+        assert worst.read_text() == _texts(acc, "summary/worst")[step] + "\n"
+
+
+def test_render_changes_into_a_store_uploads_the_folders(flips, bucket):
+    import fsspec
+
+    files = render(flips, f"{bucket}/png", ExportOptions(changes=True, summary_worst=0))
+    memory = fsspec.filesystem("memory")
+    keys = {k.split("/png/", 1)[1] for k in memory.find(bucket.removeprefix("memory:/"))}
+    assert {k for k in keys if "/changes/" in k or "/summary/" in k} == {
+        f"step-{step:012d}/changes/{kind}/{i}.png" for step, kinds in FLIPS.items() for kind, ids in kinds.items()
+        for i in ids
+    } | {f"step-{step:012d}/summary/changes.md" for step in FLIPS}
+    assert len(files) == len(keys)
+
+
+def test_render_without_changes_writes_no_change_files(flips, tmp_path):
+    files = render(flips, tmp_path / "png", ExportOptions(summary_worst=5))
+    assert len(files) == 24 and all(p.suffix == ".png" and p.parent.parent == tmp_path / "png" for p in files)
