@@ -506,8 +506,9 @@ def _run(args: argparse.Namespace) -> int:
         paths = api.render(args.shards, args.outdir, _options(args), progress=not args.no_progress, wait=args.wait,
                            storage_options=storage_options)
         tables = sum(str(path).endswith(".md") for path in paths)
-        print(f"wrote {len(paths) - tables} PNG files" + (f" and {tables} Markdown tables" if tables else "")
-              + f" under {args.outdir}")
+        pngs = len(paths) - tables
+        print(f"wrote {pngs} PNG file{'' if pngs == 1 else 's'}"
+              + (f" and {tables} Markdown table{'' if tables == 1 else 's'}" if tables else "") + f" under {args.outdir}")
         return EXIT_SKIPPED if paths.bad else 0
     if args.command == "import-coco":
         from .coco import import_coco
