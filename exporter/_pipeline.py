@@ -216,6 +216,8 @@ def hidden_boxes(arrays: dict[str, np.ndarray], rows: Sequence[int], style: Rend
     boxes = arrays.get("boxes")
     if boxes is None or boxes.ndim != 3 or boxes.shape[-1] != 4 or boxes.dtype.kind not in "biuf":
         return 0  # nothing the renderer draws (a shard's first unit reports what is wrong with it)
+    if boxes.shape[1] <= style.max_boxes:
+        return 0  # no image has more boxes than the cap (the usual case: this runs for every unit)
     num, scores = arrays.get("num_boxes"), arrays.get("box_scores")
     if num is not None and (num.shape != boxes.shape[:1] or num.dtype.kind not in "biuf"):
         num = None
@@ -225,6 +227,8 @@ def hidden_boxes(arrays: dict[str, np.ndarray], rows: Sequence[int], style: Rend
     hidden = 0
     for i in rows:
         m = box_count(None if num is None else num[i], boxes.shape[1])
+        if m <= style.max_boxes:
+            continue
         _, keep = to_pixel_xyxy_keep(boxes[i, :m], box_format, box_coords, 1.0, 1.0)
         s = None if scores is None else np.asarray(scores[i, :m], np.float64)[keep]
         n = int(keep.sum())
