@@ -402,7 +402,7 @@ def run_demo(outdir: str | os.PathLike, *, fast: bool = False, progress: Callabl
         shutil.rmtree(outdir / "shards")  # a fresh demo each time: old dumps would mix in as older dumps
     start = time.monotonic()
     if fast:
-        shards = run_capture(outdir, train_steps=(60, 120), train_examples=256, eval_examples=32, progress=progress)
+        shards = run_capture(outdir, train_steps=(60, 120), train_examples=256, eval_examples=96, progress=progress)
     else:
         shards = run_capture(outdir, progress=progress)
     progress(api.inspect(shards).__str__())
